@@ -1,0 +1,1 @@
+//! Typed engine configuration: defaults, config files (JSON, JSON5, YAML) and RIVET__ environment variables.
