@@ -1,0 +1,1 @@
+//! Benchmark program for rivet-bus; figures are recorded in docs/benchmarks.md.

@@ -1,0 +1,1 @@
+//! Benchmark program for rivet-client-protocol; figures are recorded in docs/benchmarks.md.

@@ -1,0 +1,1 @@
+//! Benchmark program for rivet-envoy-protocol; figures are recorded in docs/benchmarks.md.

@@ -1,0 +1,1 @@
+//! Benchmark program for rivet-store; figures are recorded in docs/benchmarks.md.
