@@ -1,1 +1,362 @@
-//! The rivet-engine binary and library: loads the config, opens the store and bus, serves the engine's listeners.
+//! `rivet-engine`: the composition root. Starting an engine is one call on a [`Config`]:
+//! [`Engine::start`] opens the store and the bus and serves the guard, peer and metrics
+//! listeners until [`Engine::shutdown`]. The binary is a thin CLI around it, and an embedding
+//! program (rivetkit's in-process mode) calls the same function.
+
+pub mod cli;
+pub mod error;
+mod http;
+pub mod id;
+pub mod logging;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use axum::Router;
+use rivet_bus::{Bus, BusConfig};
+use rivet_config::{Config, ListenAddr, PubSub, Storage};
+use rivet_store::{Db, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::EngineError;
+pub use http::guard::{Metadata, METADATA};
+pub use http::{Health, HEALTH};
+
+/// This engine's version, as `/health` and `/metadata` report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long shutdown waits for in-flight requests before closing the store anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running engine.
+pub struct Engine {
+    storage: Storage,
+    db: Db,
+    bus: Bus,
+    guard_addr: SocketAddr,
+    api_peer_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<Server>,
+}
+
+struct Server {
+    name: &'static str,
+    addr: SocketAddr,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// One listener's identity, for error messages.
+struct ListenerSpec {
+    name: &'static str,
+    key: &'static str,
+    env: &'static str,
+}
+
+const GUARD: ListenerSpec = ListenerSpec {
+    name: "guard (public API)",
+    key: "guard.port",
+    env: "RIVET__guard__port",
+};
+const API_PEER: ListenerSpec = ListenerSpec {
+    name: "peer API",
+    key: "api_peer.port",
+    env: "RIVET__api_peer__port",
+};
+const METRICS: ListenerSpec = ListenerSpec {
+    name: "metrics",
+    key: "metrics.port",
+    env: "RIVET__metrics__port",
+};
+
+impl Engine {
+    /// Binds the listeners, opens the store and connects the bus, then serves.
+    pub async fn start(config: &Config) -> Result<Engine, EngineError> {
+        // Ports first: a taken port is the most common start-up failure and costs nothing to find.
+        let guard = bind(&GUARD, &config.guard).await?;
+        let api_peer = bind(&API_PEER, &config.api_peer).await?;
+        let metrics = bind(&METRICS, &config.metrics).await?;
+
+        let db = open_store(&config.storage).await?;
+        let bus = match connect_bus(&config.pubsub).await {
+            Ok(bus) => bus,
+            Err(error) => {
+                close_store(&db, &config.storage).await;
+                return Err(error);
+            }
+        };
+
+        let label = config.topology.datacenter_label;
+        let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let servers = vec![
+            serve(
+                GUARD.name,
+                guard,
+                http::guard::router(label),
+                stopped.clone(),
+            )?,
+            serve(
+                API_PEER.name,
+                api_peer,
+                http::peer::router(label),
+                stopped.clone(),
+            )?,
+            serve(
+                METRICS.name,
+                metrics,
+                http::metrics::router(registry),
+                stopped,
+            )?,
+        ];
+        let engine = Engine {
+            guard_addr: servers[0].addr,
+            api_peer_addr: servers[1].addr,
+            metrics_addr: servers[2].addr,
+            storage: config.storage.clone(),
+            db,
+            bus,
+            stop,
+            servers,
+        };
+        tracing::info!(
+            version = VERSION,
+            guard = %engine.guard_addr,
+            api_peer = %engine.api_peer_addr,
+            metrics = %engine.metrics_addr,
+            storage = storage_kind(&config.storage),
+            storage_location = %storage_location(&config.storage),
+            pubsub = pubsub_kind(&config.pubsub),
+            "engine started"
+        );
+        Ok(engine)
+    }
+
+    /// The guard listener's bound address.
+    pub fn guard_addr(&self) -> SocketAddr {
+        self.guard_addr
+    }
+
+    /// The peer listener's bound address.
+    pub fn api_peer_addr(&self) -> SocketAddr {
+        self.api_peer_addr
+    }
+
+    /// The metrics listener's bound address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The engine's store.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The engine's bus.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Stops accepting, drains in-flight requests (bounded), then closes the bus and flushes and
+    /// closes the store.
+    pub async fn shutdown(self) -> Result<(), EngineError> {
+        tracing::info!("engine stopping");
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        for server in self.servers {
+            let abort = server.task.abort_handle();
+            match tokio::time::timeout(DRAIN_TIMEOUT, server.task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(source))) => {
+                    first_error.get_or_insert(EngineError::Serve {
+                        listener: server.name,
+                        addr: server.addr,
+                        source,
+                    });
+                }
+                Ok(Err(join)) => {
+                    tracing::error!(listener = server.name, %join, "listener task failed")
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        listener = server.name,
+                        "requests still running after the drain timeout; closing them"
+                    );
+                    abort.abort();
+                }
+            }
+        }
+        if let Err(source) = self.bus.close().await {
+            tracing::warn!(%source, "closing the bus failed");
+        }
+        self.db.close().await.map_err(|source| EngineError::Store {
+            action: "cannot close",
+            backend: storage_kind(&self.storage),
+            location: storage_location(&self.storage),
+            source,
+        })?;
+        tracing::info!("engine stopped");
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts an engine and serves until `shutdown` completes, then stops it cleanly.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+    let engine = Engine::start(config).await?;
+    shutdown.await;
+    engine.shutdown().await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the engine");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn bind(spec: &ListenerSpec, addr: &ListenAddr) -> Result<TcpListener, EngineError> {
+    let text = addr.to_addr_string();
+    TcpListener::bind(&text).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            EngineError::PortInUse {
+                listener: spec.name,
+                addr: text.clone(),
+                key: spec.key,
+                env: spec.env,
+            }
+        } else {
+            EngineError::Bind {
+                listener: spec.name,
+                addr: text.clone(),
+                source,
+            }
+        }
+    })
+}
+
+fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<Server, EngineError> {
+    let addr = listener.local_addr().map_err(|source| EngineError::Bind {
+        listener: name,
+        addr: "?".to_string(),
+        source,
+    })?;
+    // Small request/response writes must not wait for a delayed ACK (PERFORMANCE-NOTES.md).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Server { name, addr, task })
+}
+
+async fn open_store(storage: &Storage) -> Result<Db, EngineError> {
+    let config = match storage {
+        Storage::FileSystem { path, sync } => StoreConfig::FileSystem {
+            path: path.clone(),
+            sync: *sync,
+        },
+        Storage::Postgres { url, pool_size } => StoreConfig::Postgres {
+            url: url.clone(),
+            pool_size: *pool_size,
+            schema: None,
+        },
+        Storage::Memory => StoreConfig::Memory,
+    };
+    Db::open(config).await.map_err(|source| EngineError::Store {
+        action: "cannot open",
+        backend: storage_kind(storage),
+        location: storage_location(storage),
+        source,
+    })
+}
+
+async fn close_store(db: &Db, storage: &Storage) {
+    if let Err(error) = db.close().await {
+        tracing::warn!(%error, location = %storage_location(storage), "closing the store failed");
+    }
+}
+
+async fn connect_bus(pubsub: &PubSub) -> Result<Bus, EngineError> {
+    let (config, location) = match pubsub {
+        PubSub::Memory => (BusConfig::Memory, "this process".to_string()),
+        PubSub::Nats { url } => (
+            BusConfig::Nats { url: url.clone() },
+            rivet_config::redact::redact_url(url),
+        ),
+        PubSub::Postgres { url } => (
+            BusConfig::Postgres { url: url.clone() },
+            rivet_config::redact::redact_url(url),
+        ),
+    };
+    Bus::connect(config)
+        .await
+        .map_err(|source| EngineError::Bus {
+            action: "cannot connect to",
+            backend: pubsub_kind(pubsub),
+            location,
+            source,
+        })
+}
+
+fn storage_kind(storage: &Storage) -> &'static str {
+    match storage {
+        Storage::FileSystem { .. } => "file_system",
+        Storage::Postgres { .. } => "postgres",
+        Storage::Memory => "memory",
+    }
+}
+
+fn storage_location(storage: &Storage) -> String {
+    match storage {
+        Storage::FileSystem { path, .. } => path.display().to_string(),
+        Storage::Postgres { url, .. } => rivet_config::redact::redact_url(url),
+        Storage::Memory => "memory".to_string(),
+    }
+}
+
+fn pubsub_kind(pubsub: &PubSub) -> &'static str {
+    match pubsub {
+        PubSub::Memory => "memory",
+        PubSub::Nats { .. } => "nats",
+        PubSub::Postgres { .. } => "postgres",
+    }
+}

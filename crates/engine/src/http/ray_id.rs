@@ -1,0 +1,29 @@
+//! Tags every response with `x-rivet-ray-id`, the id that ties a request to its log lines.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::id::Id;
+
+/// Response header carrying the ray id.
+pub const HEADER: &str = "x-rivet-ray-id";
+
+/// Middleware: makes a ray id, runs the handler inside a span carrying it, and sets it on the
+/// response so a client's report can be matched to the engine's logs.
+pub async fn tag(State(label): State<u16>, request: Request, next: Next) -> Response {
+    let ray = Id::new(label);
+    let span = tracing::debug_span!(
+        "request",
+        ray_id = %ray,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&ray.to_string()) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,184 @@
+//! Rivet ids: actor, namespace and ray ids share one 30-character base-36 form.
+//!
+//! Layout (engine-api.md §5): 19 bytes `[0x01] ‖ 16 random bytes (a v4 UUID) ‖ label as u16 BE`,
+//! read as a little-endian integer and written in base 36, least-significant digit first,
+//! exactly 30 digits. The datacenter label therefore lands in the last characters (`…l00` for
+//! label 1), which tells every node which datacenter owns an id.
+
+use std::fmt;
+use std::str::FromStr;
+
+const VERSION: u8 = 1;
+const LEN: usize = 30;
+const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// A parsed id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id {
+    uuid: [u8; 16],
+    label: u16,
+}
+
+/// Why a string is not an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not exactly 30 characters.
+    #[error("invalid ID length: {0}")]
+    Length(usize),
+    /// A character outside `0-9a-z`.
+    #[error("invalid ID character: {0:?}")]
+    Character(char),
+    /// The value does not fit in 19 bytes.
+    #[error("ID out of range")]
+    Overflow,
+    /// The version byte is not 1.
+    #[error("unsupported ID version: {0}")]
+    Version(u8),
+}
+
+impl Id {
+    /// A new random id in the datacenter with `label`.
+    pub fn new(label: u16) -> Id {
+        let mut uuid: [u8; 16] = rand::random();
+        // RFC 4122 version 4, variant 1.
+        uuid[6] = (uuid[6] & 0x0f) | 0x40;
+        uuid[8] = (uuid[8] & 0x3f) | 0x80;
+        Id { uuid, label }
+    }
+
+    /// An id from its parts.
+    pub fn from_parts(uuid: [u8; 16], label: u16) -> Id {
+        Id { uuid, label }
+    }
+
+    /// The 16 UUID bytes.
+    pub fn uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    /// The datacenter label.
+    pub fn label(&self) -> u16 {
+        self.label
+    }
+
+    fn to_bytes(self) -> [u8; 19] {
+        let mut bytes = [0u8; 19];
+        bytes[0] = VERSION;
+        bytes[1..17].copy_from_slice(&self.uuid);
+        bytes[17..19].copy_from_slice(&self.label.to_be_bytes());
+        bytes
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Repeated division of the little-endian 152-bit number by 36.
+        let mut n = self.to_bytes();
+        let mut out = [b'0'; LEN];
+        for digit in out.iter_mut() {
+            let mut rem: u32 = 0;
+            for byte in n.iter_mut().rev() {
+                let acc = (rem << 8) | u32::from(*byte);
+                *byte = (acc / 36) as u8;
+                rem = acc % 36;
+            }
+            *digit = DIGITS[rem as usize];
+        }
+        // Every byte of `out` is an ASCII digit or letter.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl FromStr for Id {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Id, IdError> {
+        if s.len() != LEN {
+            return Err(IdError::Length(s.chars().count()));
+        }
+        let mut n = [0u8; 19];
+        // Most significant digit is last.
+        for c in s.chars().rev() {
+            let value = c.to_digit(36).ok_or(IdError::Character(c))?;
+            let mut carry = value;
+            for byte in n.iter_mut() {
+                let acc = u32::from(*byte) * 36 + carry;
+                *byte = (acc & 0xff) as u8;
+                carry = acc >> 8;
+            }
+            if carry != 0 {
+                return Err(IdError::Overflow);
+            }
+        }
+        if n[0] != VERSION {
+            return Err(IdError::Version(n[0]));
+        }
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&n[1..17]);
+        Ok(Id {
+            uuid,
+            label: u16::from_be_bytes([n[17], n[18]]),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uuid(hex: &str) -> [u8; 16] {
+        let hex: String = hex.chars().filter(|c| *c != '-').collect();
+        let mut out = [0u8; 16];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_reference_example() {
+        let id = Id::from_parts(uuid("4ee4d164-db50-4bc1-a88b-a9ba6fc86fb6"), 1);
+        assert_eq!(id.to_string(), "t1s4f27ni26z168a3jwmydor4jcl00");
+        assert_eq!("t1s4f27ni26z168a3jwmydor4jcl00".parse::<Id>().unwrap(), id);
+        assert_eq!("T1S4F27NI26Z168A3JWMYDOR4JCL00".parse::<Id>().unwrap(), id);
+    }
+
+    #[test]
+    fn new_ids_end_with_their_label() {
+        assert!(Id::new(1).to_string().ends_with("l00"));
+        assert_eq!(Id::new(7).label(), 7);
+    }
+
+    #[test]
+    fn bad_ids_are_rejected() {
+        assert_eq!("abc".parse::<Id>(), Err(IdError::Length(3)));
+        assert_eq!(
+            "t1s4f27ni26z168a3jwmydor4jc!00".parse::<Id>(),
+            Err(IdError::Character('!'))
+        );
+        assert!(matches!(
+            "000000000000000000000000000000".parse::<Id>(),
+            Err(IdError::Version(0))
+        ));
+        assert_eq!(
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz".parse::<Id>(),
+            Err(IdError::Overflow)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(bytes in any::<[u8; 16]>(), label in any::<u16>()) {
+            let id = Id::from_parts(bytes, label);
+            let text = id.to_string();
+            prop_assert_eq!(text.len(), 30);
+            prop_assert_eq!(text.parse::<Id>().unwrap(), id);
+        }
+
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,40}") {
+            let _ = s.parse::<Id>();
+        }
+    }
+}

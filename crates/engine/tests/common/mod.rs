@@ -1,0 +1,116 @@
+//! Helpers shared by the engine's integration tests: a minimal HTTP/1.1 client and configs.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rivet_config::{Config, Sources};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub async fn request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<HashMap<_, _>>();
+    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"))
+}
+
+/// Polls `GET /health` until it answers 200 or the deadline passes; returns the elapsed time.
+pub async fn wait_healthy(addr: SocketAddr, deadline: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if let Ok(response) = request(addr, "GET", "/health").await {
+            if response.status == 200 {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "engine on {addr} not healthy within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A config on free ports with the given extra environment.
+pub fn config(home: &Path, env: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        ("HOME".to_string(), home.display().to_string()),
+        ("RIVET__guard__port".to_string(), "0".to_string()),
+        ("RIVET__api_peer__port".to_string(), "0".to_string()),
+        ("RIVET__metrics__port".to_string(), "0".to_string()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::load_from(&Sources {
+        config_paths: vec![],
+        default_dir: None,
+        env: vars,
+    })
+    .expect("test config")
+}
