@@ -51,6 +51,12 @@ pub enum EngineError {
         /// The bus's error.
         source: rivet_bus::BusError,
     },
+    /// The default namespace could not be read or created.
+    #[error("cannot create the default namespace: {source}")]
+    DefaultNamespace {
+        /// The data layer's error.
+        source: rivet_orchestrator::error::DataError,
+    },
     /// A listener stopped with an error.
     #[error("the {listener} on {addr} failed: {source}")]
     Serve {

@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod error;
 mod http;
-pub mod id;
 pub mod logging;
 mod metrics;
 
@@ -93,19 +92,38 @@ impl Engine {
         };
 
         let label = config.topology.datacenter_label;
+        if let Err(source) =
+            rivet_orchestrator::namespace::ensure_default_namespace(&db, label, rivet_api::now_ms())
+                .await
+        {
+            if let Err(error) = bus.close().await {
+                tracing::warn!(%error, "closing the bus failed");
+            }
+            close_store(&db, &config.storage).await;
+            return Err(EngineError::DefaultNamespace { source });
+        }
+        let api = rivet_api::ApiState::new(
+            db.clone(),
+            config.auth.admin_token.clone(),
+            rivet_api::Datacenter {
+                name: config.topology.datacenter_name.clone(),
+                label,
+                public_url: public_url(config, &guard),
+            },
+        );
         let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
             serve(
                 GUARD.name,
                 guard,
-                http::guard::router(label),
+                http::guard::router(label, api.clone()),
                 stopped.clone(),
             )?,
             serve(
                 API_PEER.name,
                 api_peer,
-                http::peer::router(label),
+                http::peer::router(label, api),
                 stopped.clone(),
             )?,
             serve(
@@ -238,6 +256,21 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// The configured public URL, or, when it was derived from a guard port of 0, the URL of the
+/// port actually bound.
+fn public_url(config: &Config, guard: &TcpListener) -> String {
+    let derived = rivet_config::default_public_url(&config.guard);
+    match guard.local_addr() {
+        Ok(bound) if config.guard.port == 0 && config.topology.public_url == derived => {
+            rivet_config::default_public_url(&ListenAddr {
+                host: config.guard.host.clone(),
+                port: bound.port(),
+            })
+        }
+        _ => config.topology.public_url.clone(),
     }
 }
 

@@ -11,7 +11,9 @@ use rivet_engine::{Engine, EngineError};
 use rivet_store::StoreError;
 
 fn is_ray_id(value: &str) -> bool {
-    value.len() == 30 && value.ends_with("l00") && value.parse::<rivet_engine::id::Id>().is_ok()
+    value.len() == 30
+        && value.ends_with("l00")
+        && value.parse::<rivet_orchestrator::id::Id>().is_ok()
 }
 
 #[tokio::test]
@@ -336,5 +338,17 @@ async fn the_engine_runs_on_postgres_and_nats() {
         .unwrap();
     assert_eq!(value.as_deref(), Some(&b"pg"[..]));
     assert_eq!(get(engine.guard_addr(), "/health").await.status, 200);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_guard_port_of_zero_advertises_the_bound_port() {
+    let home = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&config(home.path(), &[])).await.unwrap();
+    let body = get(engine.guard_addr(), "/datacenters").await.json();
+    assert_eq!(
+        body["datacenters"][0]["url"],
+        format!("http://127.0.0.1:{}/", engine.guard_addr().port())
+    );
     engine.shutdown().await.unwrap();
 }

@@ -1,4 +1,4 @@
-//! The public listener: health, metadata, and (in later parts) the REST API, gateway and
+//! The public listener: health, metadata, the REST API and (in later parts) the gateway and
 //! actor-host socket.
 
 use axum::http::{header, StatusCode};
@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::error::ApiError;
 use super::{ray_id, HEALTH};
+use rivet_api::{ApiError, ApiState};
 
 /// Newest actor-host protocol version this engine speaks.
 pub const ENVOY_PROTOCOL_VERSION: u16 = 8;
@@ -54,13 +54,15 @@ pub const METADATA: Metadata = Metadata {
     envoy_protocol_version: ENVOY_PROTOCOL_VERSION,
 };
 
-/// The guard router for a datacenter with `label` (ray ids carry it).
-pub fn router(label: u16) -> Router {
+/// The guard router for a datacenter with `label` (ray ids carry it), serving the REST API
+/// with `api`.
+pub fn router(label: u16, api: ApiState) -> Router {
     Router::new()
         .route("/", get(redirect_to_dashboard))
         .route("/health", get(|| async { Json(HEALTH) }))
         // Unknown query parameters (the npm client sends `namespace`) are ignored.
         .route("/metadata", get(|| async { Json(METADATA) }))
+        .merge(rivet_api::router(api))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn_with_state(label, ray_id::tag))
 }

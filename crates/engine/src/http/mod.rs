@@ -1,6 +1,5 @@
 //! The engine's HTTP listeners: guard (public), peer and metrics.
 
-pub mod error;
 pub mod guard;
 pub mod metrics;
 pub mod peer;

@@ -6,7 +6,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use crate::id::Id;
+use rivet_orchestrator::id::Id;
 
 /// Response header carrying the ray id.
 pub const HEADER: &str = "x-rivet-ray-id";
