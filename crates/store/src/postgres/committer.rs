@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use crate::conflict::{ConflictLog, CONFLICT_WINDOW};
@@ -481,6 +482,15 @@ impl Committer {
         let horizon_param = new_horizon.unwrap_or(d.horizon) as i64;
         let expected_param = expected.map_or(0, |v| v as i64);
         let has_long = !params.upsert_long_keys.is_empty();
+        // Parameter lists live here because the pipelined futures below borrow them.
+        let clear_params: [&(dyn ToSql + Sync); 2] = [&params.clear_begins, &params.clear_ends];
+        let delete_params: [&(dyn ToSql + Sync); 1] = [&params.delete_keys];
+        let upsert_params: [&(dyn ToSql + Sync); 2] = [&params.upsert_keys, &params.upsert_values];
+        let delete_long_params: [&(dyn ToSql + Sync); 1] = [&params.delete_long_keys];
+        let upsert_long_params: [&(dyn ToSql + Sync); 2] =
+            [&params.upsert_long_keys, &params.upsert_long_values];
+        let log_params: [&(dyn ToSql + Sync); 3] = [&log_versions, &log_begins, &log_ends];
+        let trim_params: [&(dyn ToSql + Sync); 1] = [&horizon_param];
         // Sent in this order in one flight (each future sends on its first poll).
         let result = futures::try_join!(
             async {
@@ -509,87 +519,51 @@ impl Committer {
                     }
                 }
             },
-            async {
-                if params.clear_begins.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(
-                            &conn.delete_ranges,
-                            &[&params.clear_begins, &params.clear_ends],
-                        )
-                        .await
-                }
-            },
-            async {
-                if params.delete_keys.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(&conn.delete_keys, &[&params.delete_keys])
-                        .await
-                }
-            },
-            async {
-                if params.upsert_keys.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(&conn.upsert, &[&params.upsert_keys, &params.upsert_values])
-                        .await
-                }
-            },
-            async {
-                // The long-key table only needs range deletes once it holds keys; an empty
-                // one answers from its index at once.
-                if params.clear_begins.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(
-                            &conn.delete_ranges_long,
-                            &[&params.clear_begins, &params.clear_ends],
-                        )
-                        .await
-                }
-            },
-            async {
-                if params.delete_long_keys.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(&conn.delete_keys_long, &[&params.delete_long_keys])
-                        .await
-                }
-            },
-            async {
-                if params.upsert_long_keys.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(
-                            &conn.upsert_long,
-                            &[&params.upsert_long_keys, &params.upsert_long_values],
-                        )
-                        .await
-                }
-            },
-            async {
-                if log_versions.is_empty() {
-                    Ok(0)
-                } else {
-                    client
-                        .execute(&conn.insert_log, &[&log_versions, &log_begins, &log_ends])
-                        .await
-                }
-            },
-            async {
-                if new_horizon.is_some() {
-                    client.execute(&conn.trim_log, &[&horizon_param]).await
-                } else {
-                    Ok(0)
-                }
-            },
+            execute_if(
+                client,
+                !params.clear_begins.is_empty(),
+                &conn.delete_ranges,
+                &clear_params,
+            ),
+            execute_if(
+                client,
+                !params.delete_keys.is_empty(),
+                &conn.delete_keys,
+                &delete_params,
+            ),
+            execute_if(
+                client,
+                !params.upsert_keys.is_empty(),
+                &conn.upsert,
+                &upsert_params,
+            ),
+            // The long-key table only needs range deletes once it holds keys; an empty one
+            // answers from its index at once.
+            execute_if(
+                client,
+                !params.clear_begins.is_empty(),
+                &conn.delete_ranges_long,
+                &clear_params,
+            ),
+            execute_if(
+                client,
+                !params.delete_long_keys.is_empty(),
+                &conn.delete_keys_long,
+                &delete_long_params,
+            ),
+            execute_if(
+                client,
+                !params.upsert_long_keys.is_empty(),
+                &conn.upsert_long,
+                &upsert_long_params,
+            ),
+            execute_if(
+                client,
+                !log_versions.is_empty(),
+                &conn.insert_log,
+                &log_params,
+            ),
+            execute_if(client, new_horizon.is_some(), &conn.trim_log, &trim_params,),
             client.batch_execute("COMMIT"),
         );
         if let Err(e) = result {
@@ -665,4 +639,19 @@ fn request_bytes(r: &CommitRequest) -> usize {
             Mutation::Atomic { key, param, .. } => key.len() + param.len(),
         })
         .sum()
+}
+
+/// Runs `statement` when `run` holds and answers 0 rows otherwise. Like `Client::execute`, the
+/// statement is sent on the first poll, so a `try_join!` of these pipelines them in order.
+async fn execute_if(
+    client: &Client,
+    run: bool,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    if run {
+        client.execute(statement, params).await
+    } else {
+        Ok(0)
+    }
 }
