@@ -1,31 +1,20 @@
 //! The REST routes through real HTTP against a real engine (memory or file_system store).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 
-use rivet_config::{Config, Sources};
 use rivet_engine::Engine;
+use rivet_test_support::{engine_config as config, get, send, Response};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-struct Response {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
+/// Assertions on the reference's error bodies.
+trait ErrorBody {
+    /// Asserts an error response's status, group and code; returns the body.
+    fn error(&self, status: u16, group: &str, code: &str) -> Value;
+    /// Asserts a `400 api.bad_request` and returns its `metadata.reason`.
+    fn reason(&self) -> String;
 }
 
-impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    /// Asserts an error response's status, group and code; returns the body.
+impl ErrorBody for Response {
     fn error(&self, status: u16, group: &str, code: &str) -> Value {
         assert_eq!(self.status, status, "{}", self.body);
         let body = self.json();
@@ -46,74 +35,10 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Response {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    head.push_str(body);
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    assert_ne!(
-        headers.get("transfer-encoding").map(String::as_str),
-        Some("chunked")
-    );
-    Response {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
 const JSON: (&str, &str) = ("content-type", "application/json");
-
-async fn get(addr: SocketAddr, path: &str) -> Response {
-    send(addr, "GET", path, &[], "").await
-}
 
 async fn with_json(addr: SocketAddr, method: &str, path: &str, body: Value) -> Response {
     send(addr, method, path, &[JSON], &body.to_string()).await
-}
-
-fn config(home: &Path, env: &[(&str, &str)]) -> Config {
-    let mut vars = vec![
-        ("HOME".to_string(), home.display().to_string()),
-        ("RIVET__guard__port".to_string(), "0".to_string()),
-        ("RIVET__api_peer__port".to_string(), "0".to_string()),
-        ("RIVET__metrics__port".to_string(), "0".to_string()),
-    ];
-    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Config::load_from(&Sources {
-        config_paths: vec![],
-        default_dir: None,
-        env: vars,
-    })
-    .unwrap()
 }
 
 async fn memory_engine(env: &[(&str, &str)]) -> (Engine, tempfile::TempDir) {

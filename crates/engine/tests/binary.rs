@@ -1,8 +1,6 @@
 //! The `rivet-engine` binary: start with no config, signals, `config show`/`validate`, `--help`,
 //! and start-up failures with a non-zero exit.
 
-mod common;
-
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -64,7 +62,7 @@ async fn start_with_no_config_is_healthy_within_two_seconds_and_stops_on_sigterm
     let guard: SocketAddr = "127.0.0.1:6420".parse().unwrap();
     let deadline = Duration::from_secs(2);
     loop {
-        if let Ok(response) = common::request(guard, "GET", "/health").await {
+        if let Ok(response) = rivet_test_support::try_send(guard, "GET", "/health", &[], "").await {
             assert_eq!(response.status, 200);
             assert_eq!(response.json()["runtime"], "engine");
             break;
@@ -108,7 +106,7 @@ async fn sigint_stops_gracefully_with_json_logs() {
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{guard_port}").parse().unwrap();
-    common::wait_healthy(addr, Duration::from_secs(10)).await;
+    rivet_test_support::wait_healthy(addr, Duration::from_secs(10)).await;
     signal(&child, "INT");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     let logs = stderr_of(&mut child);

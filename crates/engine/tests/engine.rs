@@ -1,14 +1,12 @@
 //! The engine as a library: listeners, health and metadata shapes, metrics, persistence and
 //! start-up failures.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{config, get, request};
 use rivet_engine::{Engine, EngineError};
 use rivet_store::StoreError;
+use rivet_test_support::{engine_config as config, get, try_send};
 
 fn is_ray_id(value: &str) -> bool {
     value.len() == 30
@@ -78,7 +76,7 @@ async fn unknown_paths_wrong_methods_and_root_follow_the_reference() {
     );
     assert!(is_ray_id(missing.header("x-rivet-ray-id").unwrap()));
 
-    let wrong_method = request(guard, "POST", "/health").await.unwrap();
+    let wrong_method = try_send(guard, "POST", "/health", &[], "").await.unwrap();
     assert_eq!(wrong_method.status, 405);
     let allow = wrong_method.header("allow").unwrap().to_ascii_uppercase();
     assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");

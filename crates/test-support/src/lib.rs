@@ -1,6 +1,6 @@
-//! Helpers shared by the engine's integration tests: a minimal HTTP/1.1 client and configs.
-
-#![allow(dead_code)]
+//! Helpers for the workspace's integration tests: a minimal HTTP/1.1 client (enough to check
+//! status, headers and JSON bodies without pulling an HTTP client crate into every test build)
+//! and engine configs on free ports. Test code only: failures panic with the reason.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,25 +14,44 @@ use tokio::net::TcpStream;
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct Response {
+    /// Status code.
     pub status: u16,
+    /// Headers, names lower-cased.
     pub headers: HashMap<String, String>,
+    /// Body text (de-chunked).
     pub body: String,
 }
 
 impl Response {
+    /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// One header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 }
 
 /// Sends one request with `Connection: close` and reads the whole response.
-pub async fn request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Response> {
+pub async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr).await?;
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.push_str(body);
     stream.write_all(head.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
@@ -75,17 +94,29 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> Response {
-    request(addr, "GET", path)
+/// [`try_send`], panicking on a connection error.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    try_send(addr, method, path, headers, body)
         .await
-        .unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"))
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    send(addr, "GET", path, &[], "").await
 }
 
 /// Polls `GET /health` until it answers 200 or the deadline passes; returns the elapsed time.
 pub async fn wait_healthy(addr: SocketAddr, deadline: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if let Ok(response) = request(addr, "GET", "/health").await {
+        if let Ok(response) = try_send(addr, "GET", "/health", &[], "").await {
             if response.status == 200 {
                 return start.elapsed();
             }
@@ -98,8 +129,8 @@ pub async fn wait_healthy(addr: SocketAddr, deadline: Duration) -> Duration {
     }
 }
 
-/// A config on free ports with the given extra environment.
-pub fn config(home: &Path, env: &[(&str, &str)]) -> Config {
+/// An engine config with `HOME` at `home`, every listener on a free port, plus `env`.
+pub fn engine_config(home: &Path, env: &[(&str, &str)]) -> Config {
     let mut vars = vec![
         ("HOME".to_string(), home.display().to_string()),
         ("RIVET__guard__port".to_string(), "0".to_string()),
@@ -112,5 +143,5 @@ pub fn config(home: &Path, env: &[(&str, &str)]) -> Config {
         default_dir: None,
         env: vars,
     })
-    .expect("test config")
+    .unwrap_or_else(|e| panic!("test config: {e}"))
 }
