@@ -39,6 +39,14 @@ impl Entry {
     fn is_empty(&self) -> bool {
         self.plain.is_empty() && self.groups.is_empty()
     }
+
+    /// Hands `msg` to every plain subscriber; returns how many took it.
+    fn send_plain(&self, msg: &RawMessage) -> usize {
+        self.plain
+            .iter()
+            .filter(|(_, tx)| tx.send(msg.clone()).is_ok())
+            .count()
+    }
 }
 
 impl Group {
@@ -118,23 +126,15 @@ impl Registry {
         payload: &Bytes,
         reply: &Option<Arc<str>>,
     ) -> usize {
-        let map = self.read();
-        let Some((key, entry)) = map.get_key_value(subject) else {
-            return 0;
-        };
-        let msg = RawMessage {
-            subject: key.clone(),
-            payload: payload.clone(),
-            reply: reply.clone(),
-        };
-        let mut n = 0;
-        for (_, tx) in &entry.plain {
-            n += usize::from(tx.send(msg.clone()).is_ok());
-        }
-        for g in &entry.groups {
-            n += usize::from(g.deliver_one(msg.clone()));
-        }
-        n
+        self.with_entry(subject, payload, reply, |entry, msg| {
+            let plain = entry.send_plain(&msg);
+            let groups: usize = entry
+                .groups
+                .iter()
+                .map(|g| usize::from(g.deliver_one(msg.clone())))
+                .sum();
+            plain + groups
+        })
     }
 
     /// Delivers to every plain subscriber only (queue groups go through [`Self::deliver_group`]).
@@ -143,6 +143,18 @@ impl Registry {
         subject: &str,
         payload: &Bytes,
         reply: &Option<Arc<str>>,
+    ) -> usize {
+        self.with_entry(subject, payload, reply, |entry, msg| entry.send_plain(&msg))
+    }
+
+    /// Runs `deliver` on the subject's entry with a message built around the registry's copy of
+    /// the subject; 0 when nobody subscribes to it.
+    fn with_entry(
+        &self,
+        subject: &str,
+        payload: &Bytes,
+        reply: &Option<Arc<str>>,
+        deliver: impl FnOnce(&Entry, RawMessage) -> usize,
     ) -> usize {
         let map = self.read();
         let Some((key, entry)) = map.get_key_value(subject) else {
@@ -153,11 +165,7 @@ impl Registry {
             payload: payload.clone(),
             reply: reply.clone(),
         };
-        entry
-            .plain
-            .iter()
-            .filter(|(_, tx)| tx.send(msg.clone()).is_ok())
-            .count()
+        deliver(entry, msg)
     }
 
     /// Names of the queue groups with a local member on `subject`.
