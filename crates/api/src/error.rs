@@ -121,7 +121,55 @@ impl From<DataError> for ApiError {
                 format!("Invalid runner config: {reason}"),
             )
             .with_metadata(json!({ "reason": reason })),
-            other @ (DataError::Corrupt { .. } | DataError::Store(_)) => ApiError::internal(&other),
+            DataError::ActorNotFound
+            | DataError::Rejected(rivet_orchestrator::lifecycle::Rejection::Destroyed) => {
+                ApiError::new(
+                    "actor",
+                    "not_found",
+                    "The actor does not exist or was destroyed.",
+                )
+            }
+            DataError::DuplicateKey {
+                existing_actor_id,
+                key,
+            } => ApiError::new(
+                "actor",
+                "duplicate_key",
+                format!("Actor key '{key}' already in use for actor '{existing_actor_id}'"),
+            )
+            .with_metadata(json!({ "existing_actor_id": existing_actor_id, "key": key })),
+            DataError::EmptyKey => {
+                ApiError::new("actor", "empty_key", "Key label cannot be empty.")
+            }
+            DataError::KeyTooLarge { key_preview } => ApiError::new(
+                "actor",
+                "key_too_large",
+                "Key is too large (max 1024 bytes).",
+            )
+            .with_metadata(json!({ "key_preview": key_preview, "max_size": 1024 })),
+            DataError::NoRunnerConfig { namespace, pool } => ApiError::new(
+                "actor",
+                "no_runner_config_configured",
+                format!(
+                    "No runner config with name '{pool}' is configured in namespace '{namespace}'."
+                ),
+            )
+            .with_metadata(json!({ "namespace": namespace, "pool_name": pool })),
+            DataError::DatacenterNotFound => ApiError::datacenter_not_found(),
+            DataError::ReadyTimeout => ApiError::new(
+                "guard",
+                "actor_ready_timeout",
+                "Actor did not become ready in time.",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            // A lifecycle input that does not apply now changes nothing; the route decides
+            // whether that is an error (most answer `{}`).
+            DataError::Rejected(rejection) => {
+                ApiError::new("actor", "invalid_state", rejection.to_string())
+            }
+            other @ (DataError::Corrupt { .. } | DataError::Store(_) | DataError::Bus(_)) => {
+                ApiError::internal(&other)
+            }
         }
     }
 }

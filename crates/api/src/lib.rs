@@ -1,12 +1,15 @@
-//! `rivet-api`: the engine's REST API (engine-api.md §7): namespaces, datacenters and runner
-//! configs, with the reference's error shapes (§4), admin-token auth (§3) and CORS (§1.1).
+//! `rivet-api`: the engine's REST API (engine-api.md §7): namespaces, datacenters, runner
+//! configs, actors, actor hosts, with the reference's error shapes (§4), admin-token auth (§3)
+//! and CORS (§1.1).
 //!
 //! [`router`] returns routes only; the engine merges them into its guard router, which adds
 //! `/health`, `/metadata`, the ray-id header and the `404` fallback ([`ApiError::not_found`]).
 
+mod actors;
 pub mod auth;
 pub mod cors;
 pub mod error;
+mod hosts;
 pub mod input;
 mod namespaces;
 mod runner_configs;
@@ -15,8 +18,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use rivet_orchestrator::shell::Shell;
 use rivet_store::Db;
 use serde_json::{json, Value};
 
@@ -43,15 +47,23 @@ pub struct ApiState {
     pub admin_token: Option<Arc<str>>,
     /// This datacenter.
     pub datacenter: Arc<Datacenter>,
+    /// The actor orchestrator.
+    pub shell: Shell,
 }
 
 impl ApiState {
     /// State for a datacenter, with an optional admin token.
-    pub fn new(db: Db, admin_token: Option<String>, datacenter: Datacenter) -> ApiState {
+    pub fn new(
+        db: Db,
+        admin_token: Option<String>,
+        datacenter: Datacenter,
+        shell: Shell,
+    ) -> ApiState {
         ApiState {
             db,
             admin_token: admin_token.map(Arc::from),
             datacenter: Arc::new(datacenter),
+            shell,
         }
     }
 }
@@ -77,6 +89,20 @@ pub fn router(state: ApiState) -> Router {
             "/runner-configs/{pool}/refresh-metadata",
             post(runner_configs::refresh_metadata),
         )
+        .route(
+            "/actors",
+            get(actors::list)
+                .post(actors::create)
+                .put(actors::get_or_create),
+        )
+        .route("/actors/names", get(actors::names))
+        .route("/actors/{actor_id}", delete(actors::destroy))
+        .route("/actors/{actor_id}/sleep", post(actors::sleep))
+        .route("/actors/{actor_id}/reschedule", post(actors::reschedule))
+        .route("/actors/{actor_id}/kv/keys/{key}", get(actors::kv_get))
+        .route("/envoys", get(hosts::envoys))
+        .route("/runners", get(hosts::runners))
+        .route("/runners/names", get(hosts::runner_names))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -57,6 +57,12 @@ pub enum EngineError {
         /// The data layer's error.
         source: rivet_orchestrator::error::DataError,
     },
+    /// The orchestrator could not start (it subscribes to the bus).
+    #[error("cannot start the orchestrator: {source}")]
+    Orchestrator {
+        /// The data layer's error.
+        source: rivet_orchestrator::error::DataError,
+    },
     /// A listener stopped with an error.
     #[error("the {listener} on {addr} failed: {source}")]
     Serve {

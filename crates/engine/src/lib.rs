@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use rivet_bus::{Bus, BusConfig};
 use rivet_config::{Config, ListenAddr, PubSub, Storage};
+use rivet_orchestrator::shell::{Shell, ShellConfig};
 use rivet_store::{Db, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -38,11 +38,20 @@ pub struct Engine {
     storage: Storage,
     db: Db,
     bus: Bus,
+    shell: Shell,
     guard_addr: SocketAddr,
     api_peer_addr: SocketAddr,
     metrics_addr: SocketAddr,
     stop: watch::Sender<bool>,
     servers: Vec<Server>,
+}
+
+/// Engine settings outside the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Actor lifecycle thresholds (start timeout, lost threshold, allocation backoff…); the
+    /// reference's values by default.
+    pub lifecycle: rivet_orchestrator::lifecycle::Config,
 }
 
 struct Server {
@@ -77,6 +86,15 @@ const METRICS: ListenerSpec = ListenerSpec {
 impl Engine {
     /// Binds the listeners, opens the store and connects the bus, then serves.
     pub async fn start(config: &Config) -> Result<Engine, EngineError> {
+        Engine::start_with(config, EngineOptions::default()).await
+    }
+
+    /// [`Engine::start`] with settings that are not part of the file configuration (tests use
+    /// short lifecycle thresholds; an embedding application may too).
+    pub async fn start_with(
+        config: &Config,
+        options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
         // Ports first: a taken port is the most common start-up failure and costs nothing to find.
         let guard = bind(&GUARD, &config.guard).await?;
         let api_peer = bind(&API_PEER, &config.api_peer).await?;
@@ -102,6 +120,26 @@ impl Engine {
             close_store(&db, &config.storage).await;
             return Err(EngineError::DefaultNamespace { source });
         }
+        let shell = match Shell::start(
+            db.clone(),
+            bus.clone(),
+            ShellConfig {
+                datacenter: config.topology.datacenter_name.clone(),
+                label,
+                lifecycle: options.lifecycle,
+            },
+        )
+        .await
+        {
+            Ok(shell) => shell,
+            Err(source) => {
+                if let Err(error) = bus.close().await {
+                    tracing::warn!(%error, "closing the bus failed");
+                }
+                close_store(&db, &config.storage).await;
+                return Err(EngineError::Orchestrator { source });
+            }
+        };
         let api = rivet_api::ApiState::new(
             db.clone(),
             config.auth.admin_token.clone(),
@@ -110,6 +148,7 @@ impl Engine {
                 label,
                 public_url: public_url(config, &guard),
             },
+            shell.clone(),
         );
         let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
         let (stop, stopped) = watch::channel(false);
@@ -138,6 +177,7 @@ impl Engine {
             api_peer_addr: servers[1].addr,
             metrics_addr: servers[2].addr,
             storage: config.storage.clone(),
+            shell,
             db,
             bus,
             stop,
@@ -154,6 +194,11 @@ impl Engine {
             "engine started"
         );
         Ok(engine)
+    }
+
+    /// The actor orchestrator (the gateway's and the SDK's way in).
+    pub fn shell(&self) -> &Shell {
+        &self.shell
     }
 
     /// The guard listener's bound address.
@@ -186,6 +231,7 @@ impl Engine {
     pub async fn shutdown(self) -> Result<(), EngineError> {
         tracing::info!("engine stopping");
         let _ = self.stop.send(true);
+        self.shell.stop();
         let mut first_error = None;
         for server in self.servers {
             let abort = server.task.abort_handle();
@@ -306,11 +352,7 @@ fn serve(
         source,
     })?;
     // Small request/response writes must not wait for a delayed ACK (PERFORMANCE-NOTES.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
+    let listener = http::quickack::QuickAckListener(listener);
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

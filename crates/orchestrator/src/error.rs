@@ -23,6 +23,46 @@ pub enum DataError {
         /// Why the config was refused.
         reason: String,
     },
+    /// `actor.not_found`.
+    #[error("The actor does not exist or was destroyed.")]
+    ActorNotFound,
+    /// `actor.duplicate_key`.
+    #[error("Actor key '{key}' already in use for actor '{existing_actor_id}'")]
+    DuplicateKey {
+        /// The actor holding the key.
+        existing_actor_id: String,
+        /// The key.
+        key: String,
+    },
+    /// `actor.empty_key`.
+    #[error("Key label cannot be empty.")]
+    EmptyKey,
+    /// `actor.key_too_large`.
+    #[error("Key is too large (max 1024 bytes).")]
+    KeyTooLarge {
+        /// The key's first characters.
+        key_preview: String,
+    },
+    /// `actor.no_runner_config_configured`.
+    #[error("No runner config with name '{pool}' is configured in namespace '{namespace}'.")]
+    NoRunnerConfig {
+        /// Namespace name.
+        namespace: String,
+        /// Pool name.
+        pool: String,
+    },
+    /// `datacenter.not_found`.
+    #[error("The datacenter does not exist.")]
+    DatacenterNotFound,
+    /// The lifecycle refused the input; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] crate::lifecycle::Rejection),
+    /// The actor did not become ready in time (`guard.actor_ready_timeout`).
+    #[error("Actor did not become ready in time.")]
+    ReadyTimeout,
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(String),
     /// A stored record did not decode (data written by an incompatible version).
     #[error("corrupt {what} record: {source}")]
     Corrupt {
@@ -34,6 +74,13 @@ pub enum DataError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl DataError {
+    /// Wraps a bus failure.
+    pub fn bus(error: impl std::fmt::Display) -> DataError {
+        DataError::Bus(error.to_string())
+    }
 }
 
 impl TxError for DataError {

@@ -70,6 +70,31 @@ impl Id {
     }
 }
 
+/// Packs as two tuple elements, the 16 UUID bytes and the label, as namespace keys always did.
+impl rivet_store::tuple::Pack for Id {
+    fn pack_into(&self, out: &mut Vec<u8>) {
+        rivet_store::tuple::Id(self.uuid).pack_into(out);
+        i64::from(self.label).pack_into(out);
+    }
+}
+
+impl Id {
+    /// The id packed by [`rivet_store::tuple::Pack`], read back from two unpacked elements.
+    pub fn from_elements(
+        uuid: &rivet_store::tuple::Element,
+        label: &rivet_store::tuple::Element,
+    ) -> Option<Id> {
+        use rivet_store::tuple::Element;
+        match (uuid, label) {
+            (Element::Id(uuid), Element::Int(label)) => Some(Id {
+                uuid: *uuid,
+                label: u16::try_from(*label).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Repeated division of the little-endian 152-bit number by 36.

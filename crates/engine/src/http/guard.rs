@@ -57,7 +57,15 @@ pub const METADATA: Metadata = Metadata {
 /// The guard router for a datacenter with `label` (ray ids carry it), serving the REST API
 /// with `api`.
 pub fn router(label: u16, api: ApiState) -> Router {
+    let envoys = super::envoy_socket::EnvoyState {
+        shell: api.shell.clone(),
+        admin_token: api.admin_token.clone(),
+    };
     Router::new()
+        .route(
+            "/envoys/connect",
+            get(super::envoy_socket::connect).with_state(envoys),
+        )
         .route("/", get(redirect_to_dashboard))
         .route("/health", get(|| async { Json(HEALTH) }))
         // Unknown query parameters (the npm client sends `namespace`) are ignored.

@@ -1,8 +1,10 @@
 //! The engine's HTTP listeners: guard (public), peer and metrics.
 
+pub mod envoy_socket;
 pub mod guard;
 pub mod metrics;
 pub mod peer;
+pub mod quickack;
 mod ray_id;
 
 use serde::Serialize;

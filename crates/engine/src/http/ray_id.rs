@@ -11,10 +11,15 @@ use rivet_orchestrator::id::Id;
 /// Response header carrying the ray id.
 pub const HEADER: &str = "x-rivet-ray-id";
 
+/// The request's ray id, for handlers that report it themselves (WebSocket close reasons).
+#[derive(Debug, Clone, Copy)]
+pub struct RayId(pub Id);
+
 /// Middleware: makes a ray id, runs the handler inside a span carrying it, and sets it on the
 /// response so a client's report can be matched to the engine's logs.
-pub async fn tag(State(label): State<u16>, request: Request, next: Next) -> Response {
+pub async fn tag(State(label): State<u16>, mut request: Request, next: Next) -> Response {
     let ray = Id::new(label);
+    request.extensions_mut().insert(RayId(ray));
     let span = tracing::debug_span!(
         "request",
         ray_id = %ray,

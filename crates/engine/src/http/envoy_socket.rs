@@ -1,0 +1,541 @@
+//! `/envoys/connect`: the socket actor hosts open (envoy-protocol.md §2, §8).
+//!
+//! One task per socket owns the WebSocket. It validates the query after the upgrade (refusals
+//! are close frames `1011 <group>.<code>#<ray>`, as the reference does), registers the host with
+//! the orchestrator, sends Init, a ping every 3 s and the replayed commands, and then multiplexes:
+//! - frames from the host: events (batched into one transaction per burst by the event worker),
+//!   command acks, pongs, metadata, `Stopping`, KV and SQLite requests (ordered per actor);
+//! - signals from the bus: commands for this host, eviction by a newer socket with the same key;
+//! - answers produced by the workers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
+use bytes::Bytes;
+use futures::StreamExt;
+use rivet_api::auth::constant_time_eq;
+use rivet_api::input::Query;
+use rivet_envoy_protocol::{self as proto, ProtocolVersion, ToEnvoy, ToRivet};
+use rivet_orchestrator::id::Id;
+use rivet_orchestrator::shell::{host_subject, now_ms, HostConnect, HostSignal, Requester, Shell};
+use rivet_orchestrator::{namespace, runner_config};
+use tokio::sync::mpsc;
+
+use super::ray_id::RayId;
+
+/// `envoyLostThreshold` sent in Init (ms).
+const LOST_THRESHOLD_MS: i64 = 15_000;
+/// `actorStopThreshold` sent in Init (ms).
+const STOP_THRESHOLD_MS: i64 = 1_800_000;
+/// `maxResponsePayloadSize` sent in Init.
+const MAX_RESPONSE_PAYLOAD: u64 = 20 * 1024 * 1024;
+/// Largest frame a host may send.
+const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+/// Ping interval.
+const PING_EVERY: Duration = Duration::from_secs(3);
+/// No pong for this long closes the socket.
+const PONG_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the socket handler needs.
+#[derive(Clone)]
+pub struct EnvoyState {
+    /// The orchestrator.
+    pub shell: Shell,
+    /// Required `rivet_token.` subprotocol value, when configured.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// The upgrade handler.
+pub async fn connect(
+    State(state): State<EnvoyState>,
+    Extension(RayId(ray)): Extension<RayId>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let offered: Vec<String> = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .collect();
+    upgrade
+        .protocols(["rivet"])
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            match validate(&state, raw.as_deref(), &offered).await {
+                Ok(params) => Session::run(state, params, ray, socket).await,
+                Err(code) => close(socket, 1011, &format!("{code}#{ray}")).await,
+            }
+        })
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    // A close reason is at most 123 bytes.
+    let mut reason = reason.to_string();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// A validated connection request.
+struct Params {
+    protocol: ProtocolVersion,
+    namespace: Id,
+    envoy_key: String,
+    version: u32,
+    pool: String,
+}
+
+/// Checks the token and query (§2.1–2.2); the error is the `group.code` of the close reason.
+async fn validate(
+    state: &EnvoyState,
+    raw: Option<&str>,
+    offered: &[String],
+) -> Result<Params, &'static str> {
+    if let Some(expected) = state.admin_token.as_deref() {
+        let token = offered.iter().find_map(|p| p.strip_prefix("rivet_token."));
+        match token {
+            None => return Err("guard.missing_header"),
+            Some(t) if !constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+                return Err("api.forbidden")
+            }
+            Some(_) => {}
+        }
+    }
+    const FIELDS: &[&str] = &[
+        "protocol_version",
+        "namespace",
+        "envoy_key",
+        "version",
+        "pool_name",
+    ];
+    // Unknown extra parameters are ignored (§2.1).
+    let query = Query::parse(raw, FIELDS, &[], false).map_err(|_| "ws.invalid_request")?;
+    let protocol = query
+        .one("protocol_version")
+        .and_then(|v| v.parse::<u16>().ok())
+        .and_then(|v| ProtocolVersion::try_from(v).ok())
+        .filter(|v| matches!(v, ProtocolVersion::V6 | ProtocolVersion::V8))
+        .ok_or("ws.invalid_request")?;
+    let ns_name = query.one("namespace").ok_or("ws.invalid_request")?;
+    let shell = &state.shell;
+    let ns = match namespace::get_by_name(shell.db(), ns_name).await {
+        Ok(Some(ns)) => ns,
+        Ok(None) => return Err("namespace.not_found"),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the namespace");
+            return Err("core.internal_error");
+        }
+    };
+    let namespace = ns.id().map_err(|_| "core.internal_error")?;
+    let envoy_key = query.one("envoy_key").ok_or("ws.invalid_request")?;
+    let key_ok = (3..=128).contains(&envoy_key.len())
+        && envoy_key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !key_ok {
+        return Err("ws.invalid_request");
+    }
+    let version = query.one("version").ok_or("ws.invalid_request")?;
+    let version: u32 = version.parse().map_err(|_| "core.internal_error")?;
+    let pool = query.one("pool_name").ok_or("ws.invalid_request")?;
+    if pool.len() > 128 {
+        return Err("ws.invalid_request");
+    }
+    let datacenter = shell.config().datacenter.clone();
+    let pool_owned = pool.to_string();
+    let config = shell
+        .db()
+        .txn(|tx| {
+            let (pool, datacenter) = (pool_owned.clone(), datacenter.clone());
+            async move { runner_config::get_tx(&tx, namespace, &pool, &datacenter).await }
+        })
+        .await;
+    match config {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err("ws.no_runner_config"),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the runner config");
+            return Err("core.internal_error");
+        }
+    }
+    Ok(Params {
+        protocol,
+        namespace,
+        envoy_key: envoy_key.to_string(),
+        version,
+        pool: pool.to_string(),
+    })
+}
+
+/// Work for the per-actor ordered storage workers.
+enum StorageJob {
+    Kv(proto::ToRivetKvRequest),
+    Sqlite(Box<ToRivet>),
+}
+
+impl StorageJob {
+    fn actor_id(&self) -> &str {
+        match self {
+            StorageJob::Kv(r) => &r.actor_id,
+            StorageJob::Sqlite(m) => match m.as_ref() {
+                ToRivet::SqliteGetPagesRequest(e) => &e.data.actor_id,
+                ToRivet::SqliteCommitRequest(e) => &e.data.actor_id,
+                ToRivet::SqliteCommitStageBeginRequest(e) => &e.data.actor_id,
+                ToRivet::SqliteCommitStageSegmentRequest(e) => &e.data.actor_id,
+                ToRivet::SqliteCommitFinalizeRequest(e) => &e.data.actor_id,
+                _ => "",
+            },
+        }
+    }
+}
+
+struct Session {
+    state: EnvoyState,
+    params: Params,
+    connection: String,
+    ray: Id,
+    out: mpsc::UnboundedSender<ToEnvoy>,
+    /// One queue per actor with requests in flight, so one actor's writes apply in order while
+    /// different actors' requests run concurrently.
+    storage: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<StorageJob>>>>,
+}
+
+impl Session {
+    async fn run(state: EnvoyState, params: Params, ray: Id, mut socket: WebSocket) {
+        let shell = state.shell.clone();
+        let connection = Id::new(shell.config().label).to_string();
+        let subject = host_subject(params.namespace, &params.envoy_key);
+        // Subscribe first: nothing published after the replay read can be missed.
+        let mut signals = match shell.bus().subscribe(&subject).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::error!(%error, "cannot subscribe to host signals");
+                close(socket, 1011, &format!("core.internal_error#{ray}")).await;
+                return;
+            }
+        };
+        let connect = HostConnect {
+            namespace: params.namespace,
+            envoy_key: params.envoy_key.clone(),
+            pool: params.pool.clone(),
+            version: params.version,
+            protocol_version: params.protocol.number(),
+            connection: connection.clone(),
+        };
+        let session_start = match shell.host_connected(&connect).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::error!(%error, "cannot register the host");
+                close(socket, 1011, &format!("core.internal_error#{ray}")).await;
+                return;
+            }
+        };
+        let (out, mut out_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let session = Session {
+            state,
+            params,
+            connection,
+            ray,
+            out,
+            storage: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let events = tokio::spawn(session.event_worker(events_rx));
+
+        let init = ToEnvoy::Init(proto::ToEnvoyInit {
+            metadata: proto::ProtocolMetadata {
+                envoy_lost_threshold: LOST_THRESHOLD_MS,
+                actor_stop_threshold: STOP_THRESHOLD_MS,
+                max_response_payload_size: MAX_RESPONSE_PAYLOAD,
+            },
+        });
+        let mut alive = session.send(&mut socket, &init).await
+            && session
+                .send(
+                    &mut socket,
+                    &ToEnvoy::Ping(proto::ToEnvoyPing { ts: now_ms() }),
+                )
+                .await;
+        if alive && !session_start.replay.is_empty() {
+            alive = session
+                .send(&mut socket, &ToEnvoy::Commands(session_start.replay))
+                .await;
+        }
+        let mut last_pong = Instant::now();
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        while alive {
+            tokio::select! {
+                frame = socket.recv() => match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        match proto::decode::<ToRivet>(session.params.protocol, &bytes) {
+                            Ok(message) => {
+                                if let ToRivet::Pong(_) = &message {
+                                    last_pong = Instant::now();
+                                }
+                                session.on_message(message, &events_tx).await;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, envoy_key = %session.params.envoy_key, "undecodable frame from host");
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        tracing::debug!(?frame, envoy_key = %session.params.envoy_key, "host closed the socket");
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "host socket failed");
+                        break;
+                    }
+                    None => break,
+                },
+                signal = signals.next() => {
+                    let Some(message) = signal else { break };
+                    match HostSignal::decode(message.payload()) {
+                        Some(HostSignal::Commands(bytes)) => {
+                            alive = session.forward_commands(&mut socket, bytes).await;
+                        }
+                        Some(HostSignal::Evict(conn)) if conn == session.connection => {
+                            close(socket, 1000, &format!("ws.eviction#{}", session.ray)).await;
+                            events.abort();
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                answer = out_rx.recv() => {
+                    let Some(answer) = answer else { break };
+                    alive = session.send(&mut socket, &answer).await;
+                }
+                _ = ping.tick() => {
+                    if last_pong.elapsed() > PONG_TIMEOUT {
+                        close(socket, 1011, &format!("ws.timed_out#{}", session.ray)).await;
+                        session.disconnected().await;
+                        events.abort();
+                        return;
+                    }
+                    alive = session.send(&mut socket, &ToEnvoy::Ping(proto::ToEnvoyPing { ts: now_ms() })).await;
+                }
+            }
+        }
+        session.disconnected().await;
+        events.abort();
+    }
+
+    async fn disconnected(&self) {
+        if let Err(error) = self
+            .state
+            .shell
+            .host_disconnected(
+                self.params.namespace,
+                &self.params.envoy_key,
+                &self.connection,
+            )
+            .await
+        {
+            tracing::error!(%error, envoy_key = %self.params.envoy_key, "cannot record the disconnect");
+        }
+    }
+
+    /// Encodes and sends; false when the socket is gone.
+    async fn send(&self, socket: &mut WebSocket, message: &ToEnvoy) -> bool {
+        match proto::encode(self.params.protocol, message) {
+            Ok(bytes) => socket
+                .send(Message::Binary(Bytes::from(bytes)))
+                .await
+                .is_ok(),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a message for the host");
+                true
+            }
+        }
+    }
+
+    /// Commands arrive v8-encoded; a v8 socket forwards the very bytes.
+    async fn forward_commands(&self, socket: &mut WebSocket, bytes: Bytes) -> bool {
+        if self.params.protocol == ProtocolVersion::V8 {
+            return socket.send(Message::Binary(bytes)).await.is_ok();
+        }
+        match proto::decode::<ToEnvoy>(ProtocolVersion::V8, &bytes) {
+            Ok(message) => self.send(socket, &message).await,
+            Err(error) => {
+                tracing::error!(%error, "undecodable commands on the bus");
+                true
+            }
+        }
+    }
+
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            namespace: self.params.namespace,
+            envoy_key: &self.params.envoy_key,
+            protocol: self.params.protocol,
+        }
+    }
+
+    async fn on_message(
+        &self,
+        message: ToRivet,
+        events: &mpsc::UnboundedSender<Vec<proto::EventWrapper>>,
+    ) {
+        let shell = &self.state.shell;
+        let (ns, key) = (self.params.namespace, self.params.envoy_key.as_str());
+        let result = match message {
+            ToRivet::Metadata(metadata) => {
+                let names: BTreeMap<String, serde_json::Value> = metadata
+                    .prepopulate_actor_names
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(name, actor)| {
+                        let meta = serde_json::from_str(&actor.metadata)
+                            .unwrap_or_else(|_| serde_json::json!({}));
+                        (name, meta)
+                    })
+                    .collect();
+                let host_meta = metadata
+                    .metadata
+                    .and_then(|m| serde_json::from_str(&m).ok());
+                shell.host_metadata(ns, key, &names, host_meta).await
+            }
+            ToRivet::Events(list) => {
+                let _ = events.send(list);
+                Ok(())
+            }
+            ToRivet::AckCommands(ack) => {
+                shell
+                    .ack_commands(ns, key, &ack.last_command_checkpoints)
+                    .await
+            }
+            ToRivet::Stopping => shell.host_stopping(ns, key).await,
+            ToRivet::Pong(pong) => shell.host_pong(ns, key, &self.connection, pong.ts).await,
+            ToRivet::KvRequest(request) => {
+                self.enqueue(StorageJob::Kv(request));
+                Ok(())
+            }
+            ToRivet::TunnelMessage(_) => {
+                tracing::debug!(envoy_key = key, "tunnel message ignored (no gateway yet)");
+                Ok(())
+            }
+            other @ (ToRivet::SqliteExecRequest(_)
+            | ToRivet::SqliteExecuteRequest(_)
+            | ToRivet::SqliteExecuteBatchRequest(_)) => {
+                if let Some(answer) = shell.sqlite_request(self.requester(), &other).await {
+                    let _ = self.out.send(answer);
+                }
+                Ok(())
+            }
+            other => {
+                self.enqueue(StorageJob::Sqlite(Box::new(other)));
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, envoy_key = key, "cannot apply a host message");
+        }
+    }
+
+    /// Queues a storage request behind the same actor's earlier ones.
+    fn enqueue(&self, job: StorageJob) {
+        let actor = job.actor_id().to_string();
+        let Ok(mut queues) = self.storage.lock() else {
+            return;
+        };
+        let job = match queues.get(&actor) {
+            Some(queue) => match queue.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _ = tx.send(job);
+        queues.insert(actor.clone(), tx);
+        let shell = self.state.shell.clone();
+        let out = self.out.clone();
+        let storage = self.storage.clone();
+        let (ns, key, protocol) = (
+            self.params.namespace,
+            self.params.envoy_key.clone(),
+            self.params.protocol,
+        );
+        tokio::spawn(async move {
+            let who = Requester {
+                namespace: ns,
+                envoy_key: &key,
+                protocol,
+            };
+            loop {
+                let job = match rx.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => {
+                        // Leave only when nothing arrived meanwhile (checked under the lock).
+                        let Ok(mut queues) = storage.lock() else {
+                            return;
+                        };
+                        match rx.try_recv() {
+                            Ok(job) => job,
+                            Err(_) => {
+                                queues.remove(&actor);
+                                return;
+                            }
+                        }
+                    }
+                };
+                let answer = match job {
+                    StorageJob::Kv(request) => {
+                        Some(ToEnvoy::KvResponse(shell.kv_request(who, &request).await))
+                    }
+                    StorageJob::Sqlite(message) => shell.sqlite_request(who, &message).await,
+                };
+                if let Some(answer) = answer {
+                    let _ = out.send(answer);
+                }
+            }
+        });
+    }
+
+    /// Applies events in bursts: everything that arrived while the previous burst committed
+    /// goes into one transaction, then one AckEvents answers the burst.
+    fn event_worker(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<Vec<proto::EventWrapper>>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shell = self.state.shell.clone();
+        let out = self.out.clone();
+        let (ns, key) = (self.params.namespace, self.params.envoy_key.clone());
+        async move {
+            while let Some(mut batch) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend(more);
+                }
+                match shell.handle_events(ns, &key, &batch).await {
+                    Ok(acks) if !acks.is_empty() => {
+                        let _ = out.send(ToEnvoy::AckEvents(proto::ToEnvoyAckEvents {
+                            last_event_checkpoints: acks,
+                        }));
+                    }
+                    Ok(_) => {}
+                    // Not acknowledged: the host re-sends them after a reconnect.
+                    Err(error) => tracing::error!(%error, envoy_key = %key, "cannot apply events"),
+                }
+            }
+        }
+    }
+}

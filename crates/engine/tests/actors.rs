@@ -1,0 +1,420 @@
+//! The actor lifecycle end to end: a real engine, the in-repo test host over the real
+//! `/envoys/connect` socket, and the REST API.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rivet_engine::{Engine, EngineOptions};
+use rivet_envoy_protocol::{
+    self as proto, Command, KvGetRequest, KvPutRequest, KvRequestData, KvResponseData,
+    SqliteCommitRequest, SqliteDirtyPage, StopActorReason, StopCode,
+};
+use rivet_orchestrator::lifecycle::{self, WaitOutcome};
+use rivet_test_host::{Behaviour, HostOptions, TestHost};
+use rivet_test_support::{engine_config, get, send};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+const POOL: &str = "default";
+
+struct TestEngine {
+    engine: Engine,
+    _home: tempfile::TempDir,
+}
+
+impl TestEngine {
+    async fn start(lifecycle: lifecycle::Config) -> TestEngine {
+        let home = tempfile::tempdir().unwrap();
+        let config = engine_config(home.path(), &[("RIVET__memory", "{}")]);
+        let engine = Engine::start_with(&config, EngineOptions { lifecycle })
+            .await
+            .unwrap();
+        let test = TestEngine {
+            engine,
+            _home: home,
+        };
+        test.put_pool(POOL).await;
+        test
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.engine.guard_addr()
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    async fn put_pool(&self, pool: &str) {
+        let response = send(
+            self.addr(),
+            "PUT",
+            &format!("/runner-configs/{pool}?namespace=default"),
+            &[("content-type", "application/json")],
+            &json!({"datacenters": {"default": {"normal": {}}}}).to_string(),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+
+    async fn host(&self, behaviour: Behaviour) -> TestHost {
+        let mut options = HostOptions::new(self.endpoint(), POOL);
+        options.behaviour = behaviour;
+        options.actor_names = vec!["counter".into()];
+        TestHost::connect(options).await.unwrap()
+    }
+
+    async fn create(&self, key: Option<&str>) -> String {
+        let mut body = json!({"name": "counter", "runner_name_selector": POOL, "crash_policy": "sleep", "input": "aGk="});
+        if let Some(key) = key {
+            body["key"] = json!(key);
+        }
+        let response = send(
+            self.addr(),
+            "POST",
+            "/actors?namespace=default",
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        response.json()["actor"]["actor_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn actor(&self, id: &str) -> Value {
+        let response = get(
+            self.addr(),
+            &format!("/actors?namespace=default&actor_ids={id}"),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        response.json()["actors"][0].clone()
+    }
+
+    /// Polls the actor JSON until `check` holds.
+    async fn wait_actor(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let actor = self.actor(id).await;
+            if check(&actor) {
+                return actor;
+            }
+            assert!(Instant::now() < deadline, "actor never {what}: {actor}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until exactly `n` hosts are listed (the engine noticed connects and closes).
+    async fn wait_envoys(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let envoys = get(self.addr(), "/envoys?namespace=default").await.json();
+            if envoys["envoys"].as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {n} hosts: {envoys}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn wake(&self, id: &str) -> WaitOutcome {
+        self.engine
+            .shell()
+            .wake(id.parse().unwrap(), WAIT)
+            .await
+            .unwrap()
+    }
+}
+
+fn fast_lifecycle() -> lifecycle::Config {
+    lifecycle::Config {
+        lost_threshold: 1_500,
+        backoff_base: 200,
+        backoff_max: 1_000,
+        ..lifecycle::Config::DEFAULT
+    }
+}
+
+async fn next_start(host: &TestHost) -> proto::CommandWrapper {
+    loop {
+        let command = host.next_command(WAIT).await.expect("no command arrived");
+        if let Command::StartActor(_) = command.inner {
+            return command;
+        }
+    }
+}
+
+async fn next_stop(host: &TestHost) -> (proto::CommandWrapper, StopActorReason) {
+    loop {
+        let command = host.next_command(WAIT).await.expect("no command arrived");
+        if let Command::StopActor(stop) = &command.inner {
+            let reason = stop.reason;
+            return (command, reason);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_created_actor_starts_on_the_connected_host_and_becomes_connectable() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let id = t.create(Some("k1")).await;
+    let start = next_start(&host).await;
+    assert_eq!(start.checkpoint.actor_id, id);
+    assert_eq!(start.checkpoint.generation, 1);
+    assert_eq!(start.checkpoint.index, 1);
+    let Command::StartActor(start) = start.inner else {
+        unreachable!()
+    };
+    assert_eq!(start.config.name, "counter");
+    assert_eq!(start.config.key.as_deref(), Some("k1"));
+    assert_eq!(start.config.input.as_deref(), Some(&b"hi"[..]));
+    let actor = t
+        .wait_actor(&id, "connectable", |a| a["connectable_ts"].is_i64())
+        .await;
+    assert_eq!(actor["start_ts"], actor["connectable_ts"]);
+    assert!(actor["sleep_ts"].is_null());
+    assert!(actor.get("error").is_none());
+
+    // Host metadata: names and the host listing.
+    let names = get(t.addr(), "/actors/names?namespace=default")
+        .await
+        .json();
+    assert_eq!(names["names"]["counter"], json!({"metadata": {}}));
+    let envoys = get(t.addr(), "/envoys?namespace=default&name=default")
+        .await
+        .json();
+    assert_eq!(envoys["envoys"][0]["envoy_key"], host.envoy_key());
+    assert_eq!(envoys["envoys"][0]["slots"], 1);
+}
+
+#[tokio::test]
+async fn without_a_host_the_actor_reports_no_envoys_and_starts_once_one_connects() {
+    let t = TestEngine::start(fast_lifecycle()).await;
+    let id = t.create(None).await;
+    let actor = t.actor(&id).await;
+    assert_eq!(actor["error"], "no_envoys", "{actor}");
+    assert!(actor["reschedule_ts"].is_i64(), "{actor}");
+    // The gateway's wait ends at once with the error, not a hang.
+    assert_eq!(
+        t.wake(&id).await,
+        WaitOutcome::Failed(lifecycle::ActorError::NoEnvoys)
+    );
+    let host = t.host(Behaviour::default()).await;
+    // The backoff retry (a durable timer) finds the host.
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    let actor = t
+        .wait_actor(&id, "running", |a| a["connectable_ts"].is_i64())
+        .await;
+    assert!(
+        actor.get("error").is_none(),
+        "error cleared on start: {actor}"
+    );
+}
+
+#[tokio::test]
+async fn sleep_then_wake_starts_the_next_generation() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    let response = send(
+        t.addr(),
+        "POST",
+        &format!("/actors/{id}/sleep?namespace=default"),
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let (stop, reason) = next_stop(&host).await;
+    assert_eq!(reason, StopActorReason::SleepIntent);
+    assert_eq!(stop.checkpoint.index, 2);
+    t.wait_actor(&id, "asleep", |a| {
+        a["sleep_ts"].is_i64() && a["connectable_ts"].is_null()
+    })
+    .await;
+    let outcome = t.wake(&id).await;
+    let WaitOutcome::Ready { generation, .. } = outcome else {
+        panic!("not ready: {outcome:?}")
+    };
+    assert_eq!(generation, 2);
+    let start = next_start(&host).await;
+    assert_eq!(start.checkpoint.generation, 2);
+    assert_eq!(start.checkpoint.index, 1);
+    let actor = t.actor(&id).await;
+    assert!(actor["sleep_ts"].is_null() && actor["connectable_ts"].is_i64());
+}
+
+#[tokio::test]
+async fn an_alarm_wakes_a_sleeping_actor() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    let alarm = rivet_orchestrator::shell::now_ms() + 400;
+    host.set_alarm(&id, 1, Some(alarm)).await.unwrap();
+    host.sleep_intent(&id, 1).await.unwrap();
+    let (_, reason) = next_stop(&host).await;
+    assert_eq!(reason, StopActorReason::SleepIntent);
+    let start = next_start(&host).await;
+    assert_eq!(start.checkpoint.generation, 2);
+    assert!(
+        rivet_orchestrator::shell::now_ms() >= alarm,
+        "woke before the alarm"
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_within_the_threshold_resumes_and_replays_unacknowledged_commands() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let mut behaviour = Behaviour::default();
+    behaviour.ack_commands = false;
+    let mut host = t.host(behaviour).await;
+    let id = t.create(None).await;
+    assert_eq!(next_start(&host).await.checkpoint.generation, 1);
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    // Drop the TCP connection and come back with the same key.
+    host.reconnect().await.unwrap();
+    // The never-acknowledged StartActor is replayed; the host recognises it as a duplicate.
+    let deadline = Instant::now() + WAIT;
+    while host.duplicate_commands().is_empty() {
+        assert!(Instant::now() < deadline, "no replay");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(host.duplicate_commands()[0].checkpoint.generation, 1);
+    // Nothing restarted: still generation 1, still connectable.
+    let outcome = t.wake(&id).await;
+    assert!(
+        matches!(outcome, WaitOutcome::Ready { generation: 1, .. }),
+        "{outcome:?}"
+    );
+    assert!(host
+        .next_command(Duration::from_millis(300))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_host_lost_past_the_threshold_leaves_its_actors_asleep_with_an_error() {
+    let t = TestEngine::start(fast_lifecycle()).await;
+    let host = t.host(Behaviour::default()).await;
+    let key = host.envoy_key().to_string();
+    let id = t.create(None).await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    host.kill();
+    let actor = t.wait_actor(&id, "lost", |a| a["sleep_ts"].is_i64()).await;
+    assert_eq!(
+        actor["error"],
+        json!({"envoy_connection_lost": {"envoy_key": key}})
+    );
+    assert!(actor["connectable_ts"].is_null());
+}
+
+#[tokio::test]
+async fn a_request_moves_an_actor_off_a_dead_host_at_once() {
+    // Lost threshold as the reference's: the move must not wait for it.
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let dead = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(dead.wait_running(&id, WAIT).await, Some(1));
+    let alive = t.host(Behaviour::default()).await;
+    dead.kill();
+    t.wait_envoys(1).await;
+    let started = Instant::now();
+    let outcome = t.wake(&id).await;
+    let WaitOutcome::Ready { host, generation } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(host.0, alive.envoy_key());
+    assert_eq!(generation, 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stale_generations_cannot_write_kv_sqlite_or_events() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let zombie = t.host(Behaviour::default()).await;
+    let zombie_key = zombie.envoy_key().to_string();
+    let id = t.create(None).await;
+    assert_eq!(zombie.wait_running(&id, WAIT).await, Some(1));
+    // The zombie's writes while it is current are accepted.
+    let put = |value: &[u8]| {
+        KvRequestData::Put(KvPutRequest {
+            keys: vec![b"state".to_vec()],
+            values: vec![value.to_vec()],
+        })
+    };
+    assert_eq!(
+        zombie.kv(&id, put(b"v1")).await.unwrap(),
+        KvResponseData::Put
+    );
+    let commit = |generation: u64, head: u64| SqliteCommitRequest {
+        actor_id: id.clone(),
+        dirty_pages: vec![SqliteDirtyPage {
+            pgno: 1,
+            bytes: vec![7; 4096],
+        }],
+        db_size_pages: 1,
+        now_ms: 0,
+        expected_generation: Some(generation),
+        expected_head_txid: Some(head),
+    };
+    assert!(matches!(
+        zombie.sqlite_commit(commit(1, 0)).await.unwrap(),
+        proto::SqliteCommitResponse::Ok(_)
+    ));
+    // The actor moves to a new host while the zombie is cut off.
+    let fresh = t.host(Behaviour::default()).await;
+    zombie.kill();
+    t.wait_envoys(1).await;
+    let outcome = t.wake(&id).await;
+    assert!(
+        matches!(outcome, WaitOutcome::Ready { generation: 2, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(fresh.wait_running(&id, WAIT).await, Some(2));
+    // The zombie comes back with its old key and tries to write.
+    let mut options = HostOptions::new(t.endpoint(), POOL);
+    options.envoy_key = zombie_key;
+    let zombie = TestHost::connect(options).await.unwrap();
+    let answer = zombie.kv(&id, put(b"zombie")).await.unwrap();
+    assert!(matches!(answer, KvResponseData::Error(_)), "{answer:?}");
+    let answer = zombie.sqlite_commit(commit(1, 1)).await.unwrap();
+    assert!(
+        matches!(answer, proto::SqliteCommitResponse::Error(_)),
+        "{answer:?}"
+    );
+    // A stale Stopped event does not stop the new generation.
+    zombie.stopped(&id, 1, StopCode::Ok, None).await.unwrap();
+    // The new instance still sees its own state and can write.
+    let got = fresh
+        .kv(
+            &id,
+            KvRequestData::Get(KvGetRequest {
+                keys: vec![b"state".to_vec()],
+            }),
+        )
+        .await
+        .unwrap();
+    let KvResponseData::Get(entries) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(entries.values, vec![b"v1".to_vec()]);
+    assert_eq!(
+        fresh.kv(&id, put(b"v2")).await.unwrap(),
+        KvResponseData::Put
+    );
+    let actor = t.actor(&id).await;
+    assert!(
+        actor["connectable_ts"].is_i64() && actor["destroy_ts"].is_null(),
+        "{actor}"
+    );
+}

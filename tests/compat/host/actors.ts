@@ -1,0 +1,149 @@
+// Actor definitions shared by the rivetkit 2.3.19 and 2.3.11 registries (registry.ts,
+// registry-2.3.11.ts). Each registry passes in its own package's `actor`/`event`, so the same
+// definitions run on both host versions.
+//
+// Observability without the gateway: the REST API shows lifecycle (connectable_ts, sleep_ts, ...)
+// but nothing an actor stores. rivetkit 2.3.x keeps actor state *and* `c.kv` in the actor's SQLite
+// database (tables `_rivet_actor_state`, `_rivet_user_kv`), which lives in the engine's SQLite page
+// store, not in the engine's actor KV — so `GET /actors/{id}/kv/keys/...` cannot see it. Instead
+// every actor appends one JSON line per lifecycle event to the file named by COMPAT_EVENTS_FILE
+// (the scenario reads it). The values written there come from state/KV that round-tripped through
+// the engine, so "wakes: 2 after a sleep" proves the engine persisted the actor's SQLite data.
+import fs from "node:fs";
+
+type Rk = {
+	actor: (def: any) => any;
+	event: <T>() => any;
+};
+
+const EVENTS_FILE = process.env.COMPAT_EVENTS_FILE;
+
+/** Appends one event line (the actor's state plus its KV wake counter) for the scenario. */
+async function record(c: any, event: string, extra: Record<string, unknown> = {}): Promise<void> {
+	const wakes = Number((await c.kv.get("wakes")) ?? 0);
+	const line = {
+		ts: Date.now(),
+		pid: process.pid,
+		actorId: c.actorId,
+		name: c.name,
+		key: c.key,
+		event,
+		wakes,
+		state: { ...c.state },
+		...extra,
+	};
+	if (EVENTS_FILE) fs.appendFileSync(EVENTS_FILE, `${JSON.stringify(line)}\n`);
+}
+
+/**
+ * Counts starts in actor KV rather than in state: a KV put is committed at once, while awaiting a
+ * state save (`saveState({immediate:true})`) inside onWake blocks the start forever (the host
+ * only runs saves once the actor is ready), and a plain state change is only saved on a 1 s
+ * throttle, so a kill -9 right after a start could lose it.
+ */
+async function countWake(c: any): Promise<void> {
+	const wakes = Number((await c.kv.get("wakes")) ?? 0) + 1;
+	await c.kv.put("wakes", String(wakes));
+}
+
+export function buildActors(rk: Rk) {
+	const counter = rk.actor({
+		createState: (_c: any, input: any) => ({
+			count: typeof input?.start === "number" ? input.start : 0,
+			input: input ?? null,
+		}),
+		onWake: async (c: any) => {
+			await countWake(c);
+			await record(c, "wake");
+		},
+		onSleep: async (c: any) => {
+			await record(c, "sleep");
+		},
+		onDestroy: async (c: any) => {
+			await record(c, "destroy");
+		},
+		actions: {
+			increment: async (c: any, n: number) => {
+				c.state.count += n;
+				// Acknowledge only once the new count is durable, so a kill -9 right after the
+				// action cannot lose it (the default save is throttled to 1 s).
+				await c.saveState({ immediate: true });
+				await record(c, "increment");
+				return c.state.count;
+			},
+			getCount: (c: any) => c.state.count,
+		},
+	});
+
+	const chatRoom = rk.actor({
+		state: { messages: [] as Array<{ sender: string; text: string }> },
+		events: {
+			newMessage: rk.event<{ sender: string; text: string }>(),
+		},
+		onWake: async (c: any) => {
+			await countWake(c);
+			await record(c, "wake");
+		},
+		onSleep: async (c: any) => {
+			await record(c, "sleep");
+		},
+		actions: {
+			send: async (c: any, sender: string, text: string) => {
+				const message = { sender, text };
+				c.state.messages.push(message);
+				c.broadcast("newMessage", message);
+				await c.saveState({ immediate: true });
+				return message;
+			},
+			getHistory: (c: any) => c.state.messages,
+		},
+	});
+
+	// Wakes itself through alarms, so the scenario can make it run again without the gateway.
+	// Input: {delayMs, armOn: "sleep" | "wake", arms, sleepAfterFire}.
+	// - armOn "sleep": while going to sleep, schedule `fire` delayMs later (the engine must wake the
+	//   sleeping actor for it).
+	// - armOn "wake": on every start, schedule `fire` delayMs later (an alarm pending while the
+	//   actor runs, e.g. when its host is killed).
+	// `arms` bounds how many alarms are armed in total; with sleepAfterFire the actor asks to sleep
+	// after each firing, so armOn "sleep" makes it cycle sleep → alarm → wake `arms` times.
+	const alarmer = rk.actor({
+		createState: (_c: any, input: any) => ({
+			delayMs: typeof input?.delayMs === "number" ? input.delayMs : 3000,
+			armOn: input?.armOn === "wake" ? "wake" : "sleep",
+			armsLeft: typeof input?.arms === "number" ? input.arms : 1,
+			sleepAfterFire: input?.sleepAfterFire === true,
+			armedAt: null as number | null,
+			fired: 0,
+			firedAt: null as number | null,
+		}),
+		onWake: async (c: any) => {
+			await countWake(c);
+			if (c.state.armOn === "wake" && c.state.armsLeft > 0) await arm(c);
+			await record(c, "wake");
+		},
+		onSleep: async (c: any) => {
+			if (c.state.armOn === "sleep" && c.state.armsLeft > 0) await arm(c);
+			await record(c, "sleep");
+		},
+		actions: {
+			fire: async (c: any) => {
+				c.state.fired += 1;
+				c.state.firedAt = Date.now();
+				await c.saveState({ immediate: true });
+				await record(c, "fired");
+				if (c.state.sleepAfterFire) c.sleep();
+			},
+			getStatus: (c: any) => ({ ...c.state }),
+		},
+	});
+
+	return { counter, chatRoom, alarmer };
+}
+
+async function arm(c: any): Promise<void> {
+	c.state.armsLeft -= 1;
+	c.state.armedAt = Date.now();
+	await c.schedule.after(c.state.delayMs, "fire");
+	await record(c, "armed", { dueAt: c.state.armedAt + c.state.delayMs });
+}
