@@ -90,12 +90,29 @@ pub(crate) async fn list(
         },
     )
     .await?;
+    let ns = namespace_id(&namespace)?;
+    let names: Vec<String> = pools.iter().map(|(pool, _)| pool.clone()).collect();
+    // The protocol version the pool's hosts last connected with (null until one did).
+    let protocols: Vec<Option<u16>> = state
+        .db
+        .txn(|tx| {
+            let names = names.clone();
+            async move {
+                let mut out = Vec::with_capacity(names.len());
+                for pool in &names {
+                    out.push(rivet_orchestrator::envoy::pool_protocol(&tx, ns, pool).await?);
+                }
+                Ok::<_, rivet_orchestrator::error::DataError>(out)
+            }
+        })
+        .await?;
     let runner_configs: BTreeMap<&str, PoolResponse<'_>> = pools
         .iter()
-        .map(|(pool, configs)| {
+        .zip(protocols)
+        .map(|((pool, configs), protocol)| {
             let datacenters = configs
                 .iter()
-                .map(|(dc, config)| (dc.as_str(), config.response(None)))
+                .map(|(dc, config)| (dc.as_str(), config.response(protocol)))
                 .collect();
             (pool.as_str(), PoolResponse { datacenters })
         })

@@ -418,3 +418,278 @@ async fn stale_generations_cannot_write_kv_sqlite_or_events() {
         "{actor}"
     );
 }
+
+#[tokio::test]
+async fn destroy_stops_the_actor_frees_its_key_and_deletes_its_data() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let id = t.create(Some("gone")).await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    let put = KvRequestData::Put(KvPutRequest {
+        keys: vec![b"k".to_vec()],
+        values: vec![b"v".to_vec()],
+    });
+    assert_eq!(host.kv(&id, put).await.unwrap(), KvResponseData::Put);
+    let response = send(
+        t.addr(),
+        "DELETE",
+        &format!("/actors/{id}?namespace=default"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let (_, reason) = next_stop(&host).await;
+    assert_eq!(reason, StopActorReason::Destroy);
+    t.wait_actor(&id, "destroyed", |a| a["destroy_ts"].is_i64())
+        .await;
+    // KV is gone (the REST read agrees), and the key can be used again.
+    let kv = get(
+        t.addr(),
+        &format!("/actors/{id}/kv/keys/aw%3D%3D?namespace=default"),
+    )
+    .await;
+    assert_eq!(kv.status, 400, "{}", kv.body);
+    assert_eq!(kv.json()["code"], "kv_key_not_found");
+    let again = t.create(Some("gone")).await;
+    assert_ne!(again, id);
+}
+
+#[tokio::test]
+async fn stop_intent_destroys_and_an_error_stop_sleeps_with_crashed() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let a = t.create(None).await;
+    let b = t.create(None).await;
+    assert_eq!(host.wait_running(&a, WAIT).await, Some(1));
+    assert_eq!(host.wait_running(&b, WAIT).await, Some(1));
+    host.stop_intent(&a, 1).await.unwrap();
+    t.wait_actor(&a, "destroyed", |a| a["destroy_ts"].is_i64())
+        .await;
+    host.stopped(&b, 1, StopCode::Error, Some("kaboom".into()))
+        .await
+        .unwrap();
+    let actor = t.wait_actor(&b, "asleep", |a| a["sleep_ts"].is_i64()).await;
+    assert_eq!(actor["error"], json!({"crashed": {"message": "kaboom"}}));
+    assert_eq!(actor["crash_policy"], "sleep");
+    // The next request starts it again and clears the error.
+    assert!(matches!(
+        t.wake(&b).await,
+        WaitOutcome::Ready { generation: 2, .. }
+    ));
+    assert!(t.actor(&b).await.get("error").is_none());
+}
+
+#[tokio::test]
+async fn duplicate_and_stale_events_are_acknowledged_but_ignored() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::manual()).await;
+    let id = t.create(None).await;
+    next_start(&host).await;
+    let index = host.running(&id, 1).await.unwrap();
+    assert!(host.wait_acked_event(&id, 1, index, WAIT).await);
+    // Replaying Running with an old index, or a stop from a generation that never existed,
+    // changes nothing.
+    let running = proto::Event::StateUpdate(proto::EventActorStateUpdate {
+        state: proto::ActorState::Running,
+    });
+    host.send_raw(proto::ToRivet::Events(vec![proto::EventWrapper {
+        checkpoint: proto::ActorCheckpoint {
+            actor_id: id.clone(),
+            generation: 7,
+            index: 0,
+        },
+        inner: proto::Event::StateUpdate(proto::EventActorStateUpdate {
+            state: proto::ActorState::Stopped(proto::ActorStateStopped {
+                code: StopCode::Ok,
+                message: None,
+            }),
+        }),
+    }]))
+    .await
+    .unwrap();
+    host.send_raw(proto::ToRivet::Events(vec![proto::EventWrapper {
+        checkpoint: proto::ActorCheckpoint {
+            actor_id: id.clone(),
+            generation: 1,
+            index,
+        },
+        inner: running,
+    }]))
+    .await
+    .unwrap();
+    assert!(host.wait_acked_event(&id, 7, 0, WAIT).await);
+    let actor = t.actor(&id).await;
+    assert!(
+        actor["connectable_ts"].is_i64() && actor["destroy_ts"].is_null(),
+        "{actor}"
+    );
+}
+
+#[tokio::test]
+async fn a_draining_host_hands_its_actors_to_another_host() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let leaving = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(leaving.wait_running(&id, WAIT).await, Some(1));
+    let staying = t.host(Behaviour::default()).await;
+    leaving.stopping().await.unwrap();
+    let (_, reason) = next_stop(&leaving).await;
+    assert_eq!(reason, StopActorReason::GoingAway);
+    assert_eq!(staying.wait_running(&id, WAIT).await, Some(2));
+    // The draining host is no longer listed.
+    t.wait_envoys(1).await;
+    let envoys = get(t.addr(), "/envoys?namespace=default").await.json();
+    assert_eq!(envoys["envoys"][0]["envoy_key"], staying.envoy_key());
+}
+
+#[tokio::test]
+async fn a_second_socket_with_the_same_key_evicts_the_first_and_keeps_the_actors() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let first = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(first.wait_running(&id, WAIT).await, Some(1));
+    let mut options = HostOptions::new(t.endpoint(), POOL);
+    options.envoy_key = first.envoy_key().to_string();
+    let second = TestHost::connect(options).await.unwrap();
+    let (code, reason) = first.closed(WAIT).await.expect("first socket not closed");
+    assert_eq!(code, 1000);
+    assert!(reason.starts_with("ws.eviction#"), "{reason}");
+    // Same key: the actor stays where it is, nothing restarts.
+    assert!(matches!(
+        t.wake(&id).await,
+        WaitOutcome::Ready { generation: 1, .. }
+    ));
+    t.wait_envoys(1).await;
+    drop(second);
+}
+
+#[tokio::test]
+async fn a_v6_host_runs_actors_and_may_commit_more_than_320_pages() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let mut options = HostOptions::new(t.endpoint(), POOL);
+    options.protocol_version = 6;
+    let host = TestHost::connect(options).await.unwrap();
+    let id = t.create(None).await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    let pages = (1..=400)
+        .map(|pgno| SqliteDirtyPage {
+            pgno,
+            bytes: vec![(pgno % 251) as u8; 4096],
+        })
+        .collect();
+    let answer = host
+        .sqlite_commit(SqliteCommitRequest {
+            actor_id: id.clone(),
+            dirty_pages: pages,
+            db_size_pages: 400,
+            now_ms: 0,
+            expected_generation: Some(1),
+            expected_head_txid: Some(0),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, proto::SqliteCommitResponse::Ok(_)),
+        "{answer:?}"
+    );
+    let config = get(t.addr(), "/runner-configs?namespace=default")
+        .await
+        .json();
+    assert_eq!(
+        config["runner_configs"]["default"]["datacenters"]["default"]["protocol_version"], 6,
+        "{config}"
+    );
+}
+
+#[tokio::test]
+async fn bad_connect_requests_are_closed_with_the_reference_codes() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let refused = |options: HostOptions| async move {
+        match TestHost::connect(options).await {
+            Err(rivet_test_host::HostError::Refused { code, reason }) => (code, reason),
+            other => panic!("connected: {other:?}"),
+        }
+    };
+    let base = || HostOptions::new(t.endpoint(), POOL);
+    // Query values the test host would never send.
+    let raw = |query: &str| {
+        let url = format!("ws://{}/envoys/connect?{query}", t.addr());
+        async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            use futures::StreamExt;
+            loop {
+                match socket.next().await {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                        return (u16::from(frame.code), frame.reason.to_string())
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        }
+    };
+    let good = "namespace=default&envoy_key=abc&version=1&pool_name=default";
+    let (code, reason) = raw(&format!("protocol_version=7&{good}")).await;
+    assert_eq!(code, 1011);
+    assert!(reason.starts_with("ws.invalid_request#"), "{reason}");
+    let (_, reason) =
+        raw("protocol_version=8&namespace=default&envoy_key=abc&version=x&pool_name=default").await;
+    assert!(reason.starts_with("core.internal_error#"), "{reason}");
+    let (_, reason) =
+        raw("protocol_version=8&namespace=default&envoy_key=abc&pool_name=default").await;
+    assert!(reason.starts_with("ws.invalid_request#"), "{reason}");
+    let mut o = base();
+    o.namespace = "nope".into();
+    assert!(refused(o).await.1.starts_with("namespace.not_found#"));
+    let mut o = base();
+    o.envoy_key = "ab".into();
+    assert!(refused(o).await.1.starts_with("ws.invalid_request#"));
+    let mut o = base();
+    o.pool = "no-such-pool".into();
+    assert!(refused(o).await.1.starts_with("ws.no_runner_config#"));
+}
+
+#[tokio::test]
+async fn with_an_admin_token_hosts_must_offer_it_as_a_subprotocol() {
+    let home = tempfile::tempdir().unwrap();
+    let config = engine_config(
+        home.path(),
+        &[
+            ("RIVET__memory", "{}"),
+            ("RIVET__auth__admin_token", "s3cret"),
+        ],
+    );
+    let engine = Engine::start(&config).await.unwrap();
+    let endpoint = format!("http://{}", engine.guard_addr());
+    let response = send(
+        engine.guard_addr(),
+        "PUT",
+        "/runner-configs/default?namespace=default",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer s3cret"),
+        ],
+        &json!({"datacenters": {"default": {"normal": {}}}}).to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let connect = |token: Option<&str>| {
+        let mut o = HostOptions::new(endpoint.clone(), POOL);
+        o.token = token.map(str::to_string);
+        TestHost::connect(o)
+    };
+    match connect(None).await {
+        Err(rivet_test_host::HostError::Refused { reason, .. }) => {
+            assert!(reason.starts_with("guard.missing_header#"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match connect(Some("wrong")).await {
+        Err(rivet_test_host::HostError::Refused { reason, .. }) => {
+            assert!(reason.starts_with("api.forbidden#"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    connect(Some("s3cret")).await.unwrap();
+}
