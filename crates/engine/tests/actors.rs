@@ -693,3 +693,101 @@ async fn with_an_admin_token_hosts_must_offer_it_as_a_subprotocol() {
     }
     connect(Some("s3cret")).await.unwrap();
 }
+
+async fn get_or_create(addr: SocketAddr, key: &str) -> (String, bool) {
+    let body = json!({"name": "counter", "key": key, "runner_name_selector": POOL, "crash_policy": "sleep"});
+    let response = send(
+        addr,
+        "PUT",
+        "/actors?namespace=default",
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json();
+    (
+        body["actor"]["actor_id"].as_str().unwrap().to_string(),
+        body["created"].as_bool().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_get_or_creates_on_one_key_make_one_actor() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let addr = t.addr();
+    let calls: Vec<_> = (0..1000)
+        .map(|_| tokio::spawn(async move { get_or_create(addr, "hot").await }))
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for call in calls {
+        let (id, was_created) = call.await.unwrap();
+        ids.insert(id);
+        created += usize::from(was_created);
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(created, 1);
+    let id = ids.into_iter().next().unwrap();
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    // Exactly one StartActor went out.
+    let start = next_start(&host).await;
+    assert_eq!(start.checkpoint.actor_id, id);
+    assert!(host
+        .next_command(Duration::from_millis(200))
+        .await
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_keys_get_one_actor_each_under_concurrency() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let addr = t.addr();
+    // Two racing calls per key, all at once.
+    let calls: Vec<_> = (0..2000)
+        .map(|i| {
+            tokio::spawn(async move {
+                (
+                    i % 1000,
+                    get_or_create(addr, &format!("k{}", i % 1000)).await,
+                )
+            })
+        })
+        .collect();
+    let mut by_key: std::collections::HashMap<usize, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
+    let mut created = 0;
+    for call in calls {
+        let (key, (id, was_created)) = call.await.unwrap();
+        by_key.entry(key).or_default().insert(id);
+        created += usize::from(was_created);
+    }
+    assert_eq!(by_key.len(), 1000);
+    assert!(by_key.values().all(|ids| ids.len() == 1));
+    assert_eq!(created, 1000);
+    // Every actor runs on the host.
+    let deadline = Instant::now() + WAIT;
+    while host.actors().len() < 1000 {
+        assert!(Instant::now() < deadline, "{} running", host.actors().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_newer_host_version_drains_the_older_hosts() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let old = t.host(Behaviour::default()).await;
+    let id = t.create(None).await;
+    assert_eq!(old.wait_running(&id, WAIT).await, Some(1));
+    let mut options = HostOptions::new(t.endpoint(), POOL);
+    options.version = 2;
+    let new = TestHost::connect(options).await.unwrap();
+    let (_, reason) = next_stop(&old).await;
+    assert_eq!(reason, StopActorReason::GoingAway);
+    assert_eq!(new.wait_running(&id, WAIT).await, Some(2));
+    // New actors go to the newer version only.
+    let other = t.create(None).await;
+    assert_eq!(new.wait_running(&other, WAIT).await, Some(1));
+}

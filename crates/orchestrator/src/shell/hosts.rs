@@ -95,6 +95,7 @@ impl Shell {
             host: host.clone(),
         })
         .await?;
+        self.drain_older_versions(c).await?;
         let replay = self.pending_commands(c.namespace, &c.envoy_key).await?;
         tracing::info!(
             envoy_key = %c.envoy_key,
@@ -105,6 +106,43 @@ impl Shell {
             "actor host connected"
         );
         Ok(HostSession { replay })
+    }
+
+    /// With `drain_on_version_upgrade` (the default), a host of a higher version drains the
+    /// pool's older hosts: their actors move to the new version (§8.6).
+    async fn drain_older_versions(&self, c: &HostConnect) -> Result<(), DataError> {
+        let datacenter = self.inner.config.datacenter.clone();
+        let older = self
+            .inner
+            .db
+            .txn(|tx| {
+                let datacenter = datacenter.clone();
+                async move {
+                    let drain = match runner_config::get_tx(&tx, c.namespace, &c.pool, &datacenter)
+                        .await?
+                        .map(|config| config.kind)
+                    {
+                        Some(Kind::Normal(n)) => n.eviction.drain_on_version_upgrade,
+                        Some(Kind::Serverless(s)) => s.eviction.drain_on_version_upgrade,
+                        None => false,
+                    };
+                    if !drain {
+                        return Ok::<_, DataError>(Vec::new());
+                    }
+                    let candidates = envoy::candidates(&tx, c.namespace, &c.pool).await?;
+                    Ok(candidates
+                        .into_iter()
+                        .filter(|h| h.connected && !h.draining && h.version < c.version)
+                        .map(|h| h.key.0)
+                        .collect())
+                }
+            })
+            .await?;
+        for key in older {
+            tracing::info!(envoy_key = %key, newer = %c.envoy_key, "draining an older host version");
+            self.host_stopping(c.namespace, &key).await?;
+        }
+        Ok(())
     }
 
     /// Un-acknowledged commands of a host, in (actor, generation, index) order.
