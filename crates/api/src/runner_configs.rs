@@ -9,6 +9,7 @@ use axum::Json;
 use bytes::Bytes;
 use rivet_orchestrator::namespace::Namespace;
 use rivet_orchestrator::runner_config::{self, ListQuery, RunnerConfig, RunnerConfigResponse};
+use rivet_orchestrator::serverless;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -93,14 +94,17 @@ pub(crate) async fn list(
     let ns = namespace_id(&namespace)?;
     let names: Vec<String> = pools.iter().map(|(pool, _)| pool.clone()).collect();
     // The protocol version the pool's hosts last connected with (null until one did).
-    let protocols: Vec<Option<u16>> = state
+    let protocols: Vec<(Option<u16>, Option<serverless::PoolError>)> = state
         .db
         .txn(|tx| {
             let names = names.clone();
             async move {
                 let mut out = Vec::with_capacity(names.len());
                 for pool in &names {
-                    out.push(rivet_orchestrator::envoy::pool_protocol(&tx, ns, pool).await?);
+                    out.push((
+                        rivet_orchestrator::envoy::pool_protocol(&tx, ns, pool).await?,
+                        serverless::pool_error(&tx, ns, pool).await?,
+                    ));
                 }
                 Ok::<_, rivet_orchestrator::error::DataError>(out)
             }
@@ -109,10 +113,16 @@ pub(crate) async fn list(
     let runner_configs: BTreeMap<&str, PoolResponse<'_>> = pools
         .iter()
         .zip(protocols)
-        .map(|((pool, configs), protocol)| {
+        .map(|((pool, configs), (protocol, pool_error))| {
             let datacenters = configs
                 .iter()
-                .map(|(dc, config)| (dc.as_str(), config.response(protocol)))
+                .map(|(dc, config)| {
+                    let mut response = config.response(protocol);
+                    response.runner_pool_error = pool_error
+                        .as_ref()
+                        .and_then(|e| serde_json::to_value(e).ok());
+                    (dc.as_str(), response)
+                })
                 .collect();
             (pool.as_str(), PoolResponse { datacenters })
         })
@@ -147,8 +157,20 @@ pub(crate) async fn upsert(
         configs.insert(dc, config);
     }
     let namespace = namespace_of(&state, &query).await?;
-    let changed =
-        runner_config::upsert(&state.db, namespace_id(&namespace)?, &pool, configs).await?;
+    let serverless_pool = configs
+        .values()
+        .any(|c| matches!(c.kind, runner_config::Kind::Serverless(_)));
+    let ns = namespace_id(&namespace)?;
+    let changed = runner_config::upsert(&state.db, ns, &pool, configs).await?;
+    if serverless_pool {
+        // Learn the application's protocol version and actor names now, not at the next poll.
+        let shell = state.shell.clone();
+        tokio::spawn(async move {
+            if let Err(error) = shell.refresh_pool_metadata(ns, &pool).await {
+                tracing::warn!(%error, pool, "serverless metadata refresh failed");
+            }
+        });
+    }
     Ok(Json(json!({ "endpoint_config_changed": changed })))
 }
 
@@ -164,12 +186,64 @@ pub(crate) async fn delete(
     Ok(Json(json!({})))
 }
 
-/// `POST /runner-configs/serverless-health-check`: not implemented yet.
-pub(crate) async fn serverless_health_check() -> ApiError {
-    ApiError::unsupported("POST /runner-configs/serverless-health-check")
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthCheckBody {
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
-/// `POST /runner-configs/{pool}/refresh-metadata`: not implemented yet.
-pub(crate) async fn refresh_metadata() -> ApiError {
-    ApiError::unsupported("POST /runner-configs/{pool}/refresh-metadata")
+/// `POST /runner-configs/serverless-health-check`: GETs `{url}/metadata` with the headers.
+pub(crate) async fn serverless_health_check(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(raw.as_deref(), &["namespace"], &[], true)?;
+    let request: HealthCheckBody = json_body(&headers, &body)?;
+    namespace_of(&state, &query).await?;
+    Ok(Json(
+        match serverless::fetch_metadata(&request.url, &request.headers).await {
+            Ok(metadata) => json!({ "success": { "version": metadata.version } }),
+            Err(error) => json!({ "failure": { "error": {
+                "message": error.message,
+                "metadata": { "kind": error.kind },
+            } } }),
+        },
+    ))
 }
+
+/// `POST /runner-configs/{pool}/refresh-metadata`: fetches the pool's metadata now.
+pub(crate) async fn refresh_metadata(
+    State(state): State<ApiState>,
+    Path(pool): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(raw.as_deref(), &["namespace"], &[], true)?;
+    let _: EmptyBody = json_body(&headers, &body)?;
+    let namespace = namespace_of(&state, &query).await?;
+    match state
+        .shell
+        .refresh_pool_metadata(namespace_id(&namespace)?, &pool)
+        .await?
+    {
+        Some(Err(error)) => Err(ApiError::new(
+            "serverless_runner_pool",
+            "failed_to_fetch_metadata",
+            "Failed to fetch serverless runner pool metadata.",
+        )
+        .with_metadata(json!({ "reason": {
+            "message": error.message,
+            "metadata": { "kind": error.kind },
+        } }))),
+        Some(Ok(_)) | None => Ok(Json(json!({}))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}

@@ -1496,7 +1496,7 @@ async fn an_admin_token_guards_every_actor_and_host_route() {
         .await;
         header.error(403, "api", "forbidden");
     }
-    // The actor is untouched by the refused calls.
+    // The refused calls changed nothing: the actor is not destroyed and only one exists.
     let still = send(
         addr,
         "GET",
@@ -1507,7 +1507,16 @@ async fn an_admin_token_guards_every_actor_and_host_route() {
     .await
     .ok();
     assert_eq!(still["actors"][0]["destroy_ts"], Value::Null);
-    assert_eq!(still["actors"][0]["sleep_ts"], Value::Null);
+    let named = send(
+        addr,
+        "GET",
+        "/actors?namespace=default&name=guarded",
+        &[bearer],
+        "",
+    )
+    .await
+    .ok();
+    assert_eq!(named["actors"].as_array().unwrap().len(), 1);
     for (method, path, body) in &routes {
         let ok = send(addr, method, path, &[JSON, bearer], body).await;
         assert_ne!(ok.status, 403, "{method} {path}: {}", ok.body);

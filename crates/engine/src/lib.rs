@@ -127,6 +127,8 @@ impl Engine {
                 datacenter: config.topology.datacenter_name.clone(),
                 label,
                 lifecycle: options.lifecycle,
+                public_url: public_url(config, &guard),
+                admin_token: config.auth.admin_token.clone(),
             },
         )
         .await

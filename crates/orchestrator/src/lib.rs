@@ -12,4 +12,5 @@ mod keys;
 pub mod lifecycle;
 pub mod namespace;
 pub mod runner_config;
+pub mod serverless;
 pub mod shell;

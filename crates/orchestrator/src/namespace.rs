@@ -115,6 +115,14 @@ pub async fn get_by_name_tx(tx: &Tx, name: &str) -> Result<Option<Namespace>, Da
     }
 }
 
+/// Reads a namespace by id inside a transaction.
+pub async fn get_by_id_tx(tx: &Tx, id: Id) -> Result<Option<Namespace>, DataError> {
+    match tx.get(&id_key(id)).await? {
+        Some(bytes) => decode(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads a namespace by name.
 pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Namespace>, DataError> {
     let name = name.to_string();

@@ -244,6 +244,7 @@ impl RunnerConfig {
             kind: &self.kind,
             metadata: self.metadata.as_ref(),
             protocol_version,
+            runner_pool_error: None,
         }
     }
 
@@ -264,6 +265,9 @@ pub struct RunnerConfigResponse<'a> {
     pub metadata: Option<&'a Value>,
     /// The actor-host protocol last seen for the pool.
     pub protocol_version: Option<u16>,
+    /// Why the pool is failing (serverless), omitted while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_pool_error: Option<Value>,
 }
 
 /// serde's text for an unknown field, so reasons read like the reference's.

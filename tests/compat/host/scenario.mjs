@@ -3,13 +3,15 @@
 // protocol v6) against an engine binary and checks the engine's behaviour through its REST API.
 //
 //   node host/scenario.mjs --engine-bin <path> [--host-version 2.3.19|2.3.11] [--with-gateway]
-//                          [--extra-config <json>] [--keep] [--verbose]
+//                          [--extra-config <json>] [--host-env KEY=VALUE]... [--keep] [--verbose]
 //
 // --extra-config is deep-merged into the engine config file. The reference engine sheds workflow
 // admission when the machine's CPU is busy (actor creates then time out with 500 after 30 s), so
 // on a shared machine run it with
 //   --extra-config '{"runtime":{"worker_load_shedding_curve":[[0,1000],[1000,999]]}}'
 // which keeps every workflow eligible whatever the CPU usage.
+// --host-env overrides the host's environment (e.g. RIVET_RUN_SERVICES=1 to see the check that the
+// host starts no process of its own fail). --keep leaves the temp dir (logs, data) in place.
 //
 // The engine gets a fresh data dir and free ports; the host (host/registry.ts, run with tsx) is
 // attached to it through RIVET_ENDPOINT. Every step prints `ok <step> ...`; the first failing
@@ -42,6 +44,7 @@ function parseArgs(argv) {
 		hostVersion: "2.3.19",
 		withGateway: false,
 		extraConfig: {},
+		hostEnv: {},
 		keep: false,
 		verbose: false,
 	};
@@ -57,6 +60,14 @@ function parseArgs(argv) {
 				console.error(`--extra-config: invalid JSON: ${e.message}`);
 				process.exit(2);
 			}
+		} else if (a === "--host-env") {
+			const kv = argv[++i] ?? "";
+			const eq = kv.indexOf("=");
+			if (eq <= 0) {
+				console.error(`--host-env expects KEY=VALUE, got ${kv}`);
+				process.exit(2);
+			}
+			opts.hostEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
 		} else if (a === "--keep") opts.keep = true;
 		else if (a === "--verbose") opts.verbose = true;
 		else {
@@ -66,7 +77,7 @@ function parseArgs(argv) {
 	}
 	if (!opts.engineBin) {
 		console.error(
-			"usage: node host/scenario.mjs --engine-bin <path> [--host-version 2.3.19|2.3.11] [--with-gateway] [--extra-config <json>] [--keep] [--verbose]",
+			"usage: node host/scenario.mjs --engine-bin <path> [--host-version 2.3.19|2.3.11] [--with-gateway] [--extra-config <json>] [--host-env KEY=VALUE]... [--keep] [--verbose]",
 		);
 		process.exit(2);
 	}
@@ -155,16 +166,33 @@ function killAll() {
 			} catch {}
 		}
 	}
+	// Whatever the hosts started (e.g. a Services helper) outlives a SIGKILLed host; those
+	// processes carry this run's COMPAT_EVENTS_FILE in their environment.
+	if (eventsFile) {
+		for (const p of processesWithOurEnv(-1)) {
+			try {
+				process.kill(p.pid, "SIGKILL");
+			} catch {}
+		}
+	}
 }
 
 process.on("exit", () => {
 	killAll();
 	if (tmp && !opts.keep) fs.rmSync(tmp, { recursive: true, force: true });
 });
+/** Kills the children and waits for them to be reaped (a child left unreaped becomes a zombie). */
+async function shutdown(code) {
+	const alive = [...children].filter((c) => c.exitCode === null && c.signalCode === null && !c.spawnError);
+	killAll();
+	await Promise.race([Promise.all(alive.map((c) => c.exited)), sleepMs(5000)]);
+	process.exit(code);
+}
+
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 	process.on(sig, () => {
 		console.error(`interrupted (${sig})`);
-		process.exit(130);
+		shutdown(130);
 	});
 }
 
@@ -280,6 +308,50 @@ async function waitActor(id, what, pred, timeoutMs = 30_000, intervalMs = 100) {
 	}
 }
 
+/**
+ * Polls the given actors every 250 ms in the background and records every change of
+ * (state, error, reschedule_ts), with the time relative to `since`. For the report only.
+ */
+function watchActors(labels, since) {
+	const ids = Object.keys(labels);
+	const log = [];
+	const last = new Map();
+	let stopped = false;
+	const loop = (async () => {
+		while (!stopped) {
+			try {
+				const body = await rest200("GET", `/actors${q(`&actor_ids=${ids.join(",")}`)}`);
+				for (const a of body.actors) {
+					const entry = {
+						state: actorState(a),
+						error: a.error ?? null,
+						reschedule_ts: a.reschedule_ts,
+						connectable_ts: a.connectable_ts,
+					};
+					const sig = JSON.stringify(entry);
+					if (last.get(a.actor_id) !== sig) {
+						last.set(a.actor_id, sig);
+						const rec = { t: Date.now() - since, actor: labels[a.actor_id], ...entry };
+						log.push(rec);
+						info(`watch +${rec.t} ms ${rec.actor}: ${rec.state}${rec.error ? ` error=${JSON.stringify(rec.error)}` : ""}${rec.reschedule_ts ? ` reschedule_ts=+${rec.reschedule_ts - since}` : ""}`);
+					}
+				}
+			} catch (e) {
+				info(`watch: ${e.message}`);
+			}
+			await sleepMs(250);
+		}
+	})();
+	return {
+		log,
+		async stop() {
+			stopped = true;
+			await loop;
+			return log;
+		},
+	};
+}
+
 const isRunning = (a) => !!a.connectable_ts && !a.sleep_ts && !a.destroy_ts;
 const isSleeping = (a) => !!a.sleep_ts && !a.connectable_ts && !a.destroy_ts;
 
@@ -305,6 +377,12 @@ function startChild(label, cmd, args, { env, cwd, logFile }) {
 	const out = fs.openSync(logFile, "a");
 	const child = spawn(cmd, args, { env, cwd, stdio: ["ignore", out, out] });
 	fs.closeSync(out);
+	// A spawn failure (e.g. missing binary) is reported through "error"; record it so the next
+	// wait fails with a clear message instead of crashing on an unhandled event.
+	child.on("error", (e) => {
+		child.spawnError = e;
+		info(`${label} failed to start: ${e.message}`);
+	});
 	children.add(child);
 	child.label = label;
 	child.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
@@ -358,10 +436,32 @@ function descendants(pid) {
 	});
 }
 
-/** Fails if the host started an engine (or the Services helper) of its own. */
+/**
+ * Processes (other than `exceptPid`) whose environment carries this run's COMPAT_EVENTS_FILE:
+ * anything the host started inherits it, even if it detached from the host's process tree.
+ */
+function processesWithOurEnv(exceptPid) {
+	const marker = `COMPAT_EVENTS_FILE=${eventsFile}`;
+	const out = [];
+	for (const d of fs.readdirSync("/proc")) {
+		if (!/^\d+$/.test(d) || Number(d) === exceptPid) continue;
+		try {
+			const env = fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0");
+			if (env.includes(marker)) {
+				const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+				out.push({ pid: Number(d), cmd });
+			}
+		} catch {}
+	}
+	return out;
+}
+
+/** Fails if the host started an engine (or the Services helper, or anything else) of its own. */
 function checkHostSpawnedNothing(host, hostStorage) {
 	const spawned = descendants(host.pid).filter((p) => /rivet-engine|rivet-services|engine-cli/.test(p.cmd));
 	check(spawned.length === 0, `host process ${host.pid} spawned ${JSON.stringify(spawned)}`);
+	const inherited = processesWithOurEnv(host.pid);
+	check(inherited.length === 0, `processes started by the host are running: ${JSON.stringify(inherited)}`);
 	const engineDir = path.join(hostStorage, ".rivetkit", "var", "engine");
 	check(!fs.existsSync(engineDir), `host created local engine data at ${engineDir}`);
 }
@@ -421,6 +521,7 @@ async function startEngine(label) {
 	await waitFor(
 		"engine GET /health",
 		async () => {
+			if (engine.spawnError) fail(`cannot start ${opts.engineBin}: ${engine.spawnError.message}`);
 			if (engine.exitCode !== null) fail(`engine exited with code ${engine.exitCode}\n${tail(path.join(tmp, "engine.log"))}`);
 			const r = await rest("GET", "/health");
 			return r.status === 200 && r.json?.status === "ok" && r.json?.runtime === "engine" ? r.json : false;
@@ -442,6 +543,7 @@ function startHost() {
 		RIVETKIT_STORAGE_PATH: hostStorage,
 		COMPAT_EVENTS_FILE: eventsFile,
 		RIVET_LOG_LEVEL: process.env.RIVET_LOG_LEVEL ?? "warn",
+		...opts.hostEnv,
 	};
 	// Never let the host inherit a different engine to talk to.
 	delete env.RIVET_ENGINE;
@@ -494,7 +596,11 @@ async function step(name, fn) {
 async function createAndWaitRunning(label, method, body) {
 	const t = Date.now();
 	const r = await rest(method, `/actors${q()}`, body);
-	check(r.status === 200, `${method} /actors ${JSON.stringify(body)} → ${r.status} ${r.text.slice(0, 300)}`);
+	const hint =
+		r.status === 500 && Date.now() - t > 25_000
+			? " (after ~30 s: the reference engine sheds workflows when the machine's CPU is busy; see --extra-config in the header)"
+			: "";
+	check(r.status === 200, `${method} /actors ${JSON.stringify(body)} → ${r.status} ${r.text.slice(0, 300)}${hint}`);
 	const actor = r.json.actor;
 	check(actor && typeof actor.actor_id === "string", `${method} /actors: no actor in ${r.text.slice(0, 300)}`);
 	check(actor.connectable_ts === null, `${method} /actors answered an already-running actor: ${describe(actor)}`);
@@ -786,9 +892,12 @@ async function main() {
 	const oldPid = host.pid;
 	const oldEnvoyKey = envoy.envoy_key;
 	let killAt;
+	let watcher;
+	let gwKillProbe;
 	await step("kill-host", async () => {
 		killAt = Date.now();
 		process.kill(host.pid, "SIGKILL");
+		watcher = watchActors({ [roomId]: "room1", [busyId]: "k-busy", [sleepyId]: "k-sleep" }, killAt);
 		await host.exited;
 		children.delete(host);
 		const gone = await waitFor(
@@ -801,6 +910,13 @@ async function main() {
 		envoy = await waitNewEnvoy([oldEnvoyKey]);
 		timings.newHostAttachMs = Date.now() - killAt;
 		checkHostSpawnedNothing(host, hostStorage);
+		if (opts.withGateway) {
+			// Ask the counter (it ran on the killed host) at once: measures how long the gateway
+			// takes to serve an actor whose host died (checked in gateway-after-kill).
+			gwKillProbe = gw
+				.retry("getCount right after kill -9", () => gw.counter("g1").getCount(), 90_000)
+				.then((v) => ({ v, ms: Date.now() - killAt }), (e) => ({ error: e }));
+		}
 		return `old envoy unlisted after ${timings.killedEnvoyUnlistedMs} ms, new envoy ${envoy.envoy_key} listed ${timings.newHostAttachMs} ms after the kill`;
 	});
 
@@ -843,6 +959,7 @@ async function main() {
 			() => eventsOf(busyId, "wake").find((e) => e.pid === host.pid),
 			{ timeoutMs: 90_000, intervalMs: 250 },
 		);
+		check(wake.wakes === 2, `k-busy wake counter on the new host ${wake.wakes}, expected 2`);
 		const a = await waitActor(busyId, "running on the new host", isRunning, 30_000);
 		check(!a.error, `k-busy still has error ${JSON.stringify(a.error)}`);
 		timings.killRunningAlarmRunAgainMs = wake.ts - killAt;
@@ -855,6 +972,10 @@ async function main() {
 	if (opts.withGateway) {
 		await step("gateway-after-kill", async () => {
 			const t = Date.now();
+			const probe = await gwKillProbe;
+			if (probe.error) throw probe.error;
+			check(probe.v === 13, `counter g1 right after kill -9: ${probe.v}, expected 13`);
+			timings.gatewayAnswerAfterKillMs = probe.ms;
 			const v = await gw.retry("getCount after kill -9", () => gw.counter("g1").getCount(), 90_000);
 			check(v === 13, `counter g1 after kill -9: ${v}, expected 13`);
 			const hist = await gw.retry("history after kill -9", () => gw.room("room1").getHistory());
@@ -862,9 +983,15 @@ async function main() {
 			const r = await getActor(roomId);
 			check(isRunning(r) && !r.error, `room after gateway wake: ${describe(r)}`);
 			check(eventsOf(roomId, "wake").at(-1).pid === host.pid, "room did not wake on the new host");
-			return `counter 13 and room history (2) kept; answered ${Date.now() - t} ms after asking`;
+			return `counter 13 (first answer ${probe.ms} ms after the kill) and room history (2) kept`;
 		});
 	}
+
+	// Transitions seen since the kill (the gateway checks above may add wakes).
+	timings.killTransitions = (await watcher.stop()).map(
+		(r) =>
+			`+${r.t} ${r.actor} ${r.state}${r.connectable_ts ? ` connectable_ts=+${r.connectable_ts - killAt}` : ""}${r.error ? ` ${JSON.stringify(r.error)}` : ""}`,
+	);
 
 	await step("destroy", async () => {
 		const t = Date.now();
@@ -949,7 +1076,7 @@ async function setupGateway() {
 }
 
 main().then(
-	() => process.exit(0),
+	() => shutdown(0),
 	(e) => {
 		console.log(`FAIL ${currentStep}: ${e instanceof ScenarioError ? e.message : (e?.stack ?? e)}`);
 		if (tmp) {
@@ -958,6 +1085,6 @@ main().then(
 			console.log(`  timings so far ${JSON.stringify(timings)}`);
 			if (opts.keep) console.log(`  kept ${tmp}`);
 		}
-		process.exit(1);
+		return shutdown(1);
 	},
 );

@@ -1067,3 +1067,74 @@ fn lost_while_starting_fails_waiters_and_sleeps() {
     assert_eq!(rec.phase, Phase::Sleeping);
     assert_eq!(rec.start_ts, None);
 }
+
+// ---- serverless stand-in hosts ------------------------------------------------------------------
+
+#[test]
+fn a_serverless_start_is_adopted_by_the_first_host_reporting_the_generation() {
+    let rec = create(false, CrashPolicy::Sleep);
+    let stand_in = HostKey::serverless("req1");
+    let (rec, _) = ok(
+        &rec,
+        Input::Allocated {
+            host: stand_in.clone(),
+        },
+        1,
+    );
+    assert!(rec.is_current(&stand_in, 1));
+    // Another generation from a real host is stale; the right one adopts.
+    assert!(matches!(
+        step(&rec, ev(A, 2, 0, ActorEvent::Running), 2),
+        Err(Rejection::StaleEvent { .. })
+    ));
+    let (rec, effects) = ok(&rec, ev(A, 1, 0, ActorEvent::Running), 3);
+    assert_eq!(effects, vec![ready(A, 1)]);
+    assert!(rec.is_current(&h(A), 1));
+    assert_eq!(rec.last_host, Some(h(A)));
+    // Once adopted, another host is a stranger.
+    assert!(matches!(
+        step(&rec, ev(B, 1, 1, ActorEvent::SleepIntent), 4),
+        Err(Rejection::StaleEvent { .. })
+    ));
+}
+
+#[test]
+fn a_failed_serverless_start_backs_off_with_the_pool_error() {
+    let rec = create(false, CrashPolicy::Sleep);
+    let (rec, _) = ok(
+        &rec,
+        Input::Allocated {
+            host: HostKey::serverless("r"),
+        },
+        1,
+    );
+    let error = ActorError::RunnerPoolError {
+        message: "503".into(),
+        kind: "bad_status".into(),
+    };
+    // Only for the generation the request started.
+    assert!(step(
+        &rec,
+        Input::StartFailed {
+            generation: 2,
+            error: error.clone()
+        },
+        2
+    )
+    .is_err());
+    let (rec, effects) = ok(
+        &rec,
+        Input::StartFailed {
+            generation: 1,
+            error: error.clone(),
+        },
+        2,
+    );
+    assert_eq!(effects, vec![failed(error.clone())]);
+    assert_eq!(rec.error, Some(error));
+    assert!(matches!(rec.phase, Phase::Backoff { .. }));
+    assert_eq!(
+        serde_json::to_value(&rec.error).unwrap(),
+        serde_json::json!({"runner_pool_error": {"message": "503", "kind": "bad_status"}})
+    );
+}

@@ -64,6 +64,7 @@ fn input_kind(input: &Input) -> &'static str {
         Input::HostReconnected { .. } => "host_reconnected",
         Input::HostLost { .. } => "host_lost",
         Input::HostDraining { .. } => "host_draining",
+        Input::StartFailed { .. } => "start_failed",
         Input::Tick => "tick",
     }
 }
@@ -150,6 +151,17 @@ impl Tx<'_> {
                 }
                 _ => Err(self.not_applicable(kind)),
             },
+            Input::StartFailed { generation, error } => match &self.rec.phase {
+                Phase::Starting {
+                    host,
+                    generation: g,
+                    ..
+                } if host.is_serverless() && *g == generation => {
+                    self.enter_backoff(error);
+                    Ok(())
+                }
+                _ => Err(self.not_applicable(kind)),
+            },
             Input::Tick => self.tick(kind),
         }
     }
@@ -166,6 +178,17 @@ impl Tx<'_> {
             index,
             command,
         });
+    }
+
+    /// Replaces a serverless stand-in with the host that reported the generation.
+    fn adopt(&mut self, host: HostKey) {
+        match &mut self.rec.phase {
+            Phase::Starting { host: h, .. }
+            | Phase::Running { host: h, .. }
+            | Phase::Stopping { host: h, .. } => *h = host.clone(),
+            _ => return,
+        }
+        self.rec.last_host = Some(host);
     }
 
     /// Requests that waited while a running actor's host was away can go now.
@@ -354,6 +377,10 @@ impl Tx<'_> {
     ) -> Result<(), Rejection> {
         match self.rec.phase.live() {
             Some((h, g)) if *h == host && g == generation => {}
+            // A serverless start: the first host to report the generation is its host.
+            Some((h, g)) if h.is_serverless() && g == generation && !host.is_serverless() => {
+                self.adopt(host.clone());
+            }
             _ => return Err(Rejection::StaleEvent { generation, host }),
         }
         if let Some(last) = self.rec.last_event_index {

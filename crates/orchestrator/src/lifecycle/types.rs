@@ -15,6 +15,24 @@ pub type Generation = u32;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct HostKey(pub String);
 
+impl HostKey {
+    /// Prefix of the stand-in host of a serverless start: the actor is started by an HTTP
+    /// request to the application, whose host connects afterwards under a key of its own.
+    /// Real keys are `[A-Za-z0-9_-]`, so a stand-in can never collide with one.
+    pub const SERVERLESS_PREFIX: &'static str = "serverless:";
+
+    /// A stand-in host for one serverless start request.
+    pub fn serverless(request: &str) -> HostKey {
+        HostKey(format!("{}{request}", Self::SERVERLESS_PREFIX))
+    }
+
+    /// Whether this is a serverless stand-in: the first host of the pool that reports the
+    /// generation becomes its host.
+    pub fn is_serverless(&self) -> bool {
+        self.0.starts_with(Self::SERVERLESS_PREFIX)
+    }
+}
+
 impl From<&str> for HostKey {
     fn from(value: &str) -> Self {
         Self(value.to_owned())
@@ -57,6 +75,13 @@ pub enum ActorError {
     EnvoyConnectionLost {
         /// The host the actor was running on.
         envoy_key: String,
+    },
+    /// A serverless pool's application could not start the actor.
+    RunnerPoolError {
+        /// What went wrong.
+        message: String,
+        /// `request_failed`, `bad_status`, `bad_content_type`, `stream_ended`, `invalid_metadata`…
+        kind: String,
     },
 }
 
@@ -166,6 +191,13 @@ pub enum Input {
     HostDraining {
         /// The draining host.
         host: HostKey,
+    },
+    /// The serverless start request of `generation` failed; the actor backs off and retries.
+    StartFailed {
+        /// The generation the request started.
+        generation: Generation,
+        /// What the actor reports.
+        error: ActorError,
     },
     /// A deadline of the record ([`ActorRecord::next_deadline`]) is due.
     Tick,

@@ -52,6 +52,10 @@ pub struct ShellConfig {
     pub label: u16,
     /// Lifecycle thresholds.
     pub lifecycle: lifecycle::Config,
+    /// This datacenter's public URL (`x-rivet-endpoint` of serverless starts).
+    pub public_url: String,
+    /// The admin token, passed to serverless applications as `x-rivet-token`.
+    pub admin_token: Option<String>,
 }
 
 /// A message for the node that holds a host's socket.
@@ -143,7 +147,8 @@ impl Shell {
             .await
             .map_err(DataError::bus)?;
         tokio::spawn(shell.clone().ready_notices(notices, stop_rx.clone()));
-        tokio::spawn(shell.clone().timer_task(timer_rx, stop_rx));
+        tokio::spawn(shell.clone().timer_task(timer_rx, stop_rx.clone()));
+        tokio::spawn(shell.clone().metadata_poller(stop_rx));
         Ok(shell)
     }
 
@@ -205,6 +210,9 @@ impl Shell {
                     .publish(READY_SUBJECT, Bytes::from(payload))
                     .await;
             }
+        }
+        for start in after.serverless {
+            tokio::spawn(self.clone().serverless_start(start));
         }
         if let Some(due) = after.earliest_timer {
             self.inner
@@ -278,6 +286,8 @@ pub(crate) struct After {
     releases: Vec<(Id, WaitOutcome)>,
     /// The earliest timer armed.
     earliest_timer: Option<Timestamp>,
+    /// Serverless start requests to make.
+    serverless: Vec<crate::serverless::ServerlessStart>,
 }
 
 impl After {
@@ -303,6 +313,7 @@ impl After {
             }
         }
         self.releases.extend(other.releases);
+        self.serverless.extend(other.serverless);
         if let Some(due) = other.earliest_timer {
             self.arm(due);
         }

@@ -37,7 +37,9 @@ async fn fence(tx: &Tx, who: Requester<'_>, actor: Id) -> Result<Option<Option<u
         record
             .phase
             .live()
-            .filter(|(host, _)| host.0 == who.envoy_key)
+            // A serverless start is not adopted until the host reports Running, and the npm
+            // host reads its database before that: any host of the namespace may act for it.
+            .filter(|(host, _)| host.0 == who.envoy_key || host.is_serverless())
             .map(|(_, generation)| generation),
     ))
 }

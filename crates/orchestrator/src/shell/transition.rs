@@ -215,12 +215,27 @@ impl Shell {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::RequestAllocation { pool } => {
-                    let candidates = envoy::candidates(tx, ns, &pool).await?;
-                    let input = match choose_host(&candidates, now, self.next_tiebreak()) {
-                        Some(host) => Input::Allocated { host },
-                        None => Input::AllocationFailed {
-                            error: ActorError::NoEnvoys,
-                        },
+                    let serverless = matches!(
+                        runner_config::get_tx(tx, ns, &pool, &self.inner.config.datacenter)
+                            .await?
+                            .map(|c| c.kind),
+                        Some(runner_config::Kind::Serverless(_))
+                    );
+                    let input = if serverless {
+                        // Started by a request to the application; its host adopts it later.
+                        Input::Allocated {
+                            host: HostKey::serverless(
+                                &Id::new(self.inner.config.label).to_string(),
+                            ),
+                        }
+                    } else {
+                        let candidates = envoy::candidates(tx, ns, &pool).await?;
+                        match choose_host(&candidates, now, self.next_tiebreak()) {
+                            Some(host) => Input::Allocated { host },
+                            None => Input::AllocationFailed {
+                                error: ActorError::NoEnvoys,
+                            },
+                        }
                     };
                     let (next, more) = lifecycle::step_with(config, &record, input, now)?;
                     record = next;
@@ -237,6 +252,20 @@ impl Shell {
                     }
                     let input = input_bytes.as_ref().and_then(|i| i.as_deref());
                     let wire = command_to_wire(meta, input, generation, index, &command);
+                    if host.is_serverless() {
+                        // Nothing listens on a stand-in: a start becomes the `/start` request;
+                        // a stop before the host adopted the actor has nobody to reach.
+                        if matches!(command, Command::StartActor { .. }) {
+                            after.serverless.push(crate::serverless::ServerlessStart {
+                                ns,
+                                pool: meta.pool.clone(),
+                                actor,
+                                generation,
+                                command: wire,
+                            });
+                        }
+                        continue;
+                    }
                     let space = keys::envoy_commands(ns, &host.0);
                     if matches!(
                         command,
