@@ -1100,7 +1100,7 @@ async fn sleep_and_reschedule_apply_or_answer_empty() {
 
 #[tokio::test]
 async fn kv_keys_are_read_by_standard_base64() {
-    use rivet_envoy_protocol::{KvPutRequest, KvRequestData};
+    use rivet_test_host::protocol::{KvPutRequest, KvRequestData};
 
     let (engine, _home) = memory_engine(&[]).await;
     let addr = engine.guard_addr();
@@ -1529,5 +1529,230 @@ async fn an_admin_token_guards_every_actor_and_host_route() {
     .await
     .ok();
     assert_eq!(peer["actors"].as_array().unwrap().len(), 1);
+    engine.shutdown().await.unwrap();
+}
+
+/// Polls `GET /actors?actor_ids=<id>` until `done` holds for the actor (deadline 10 s).
+async fn wait_actor(
+    addr: SocketAddr,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actors = by_ids(addr, &[id]).await;
+        if let Some(actor) = actors.first() {
+            if done(actor) {
+                return actor.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "actor {id} never {what}: {actors:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `GET path` until `done` holds for the JSON body (deadline 10 s).
+async fn wait_get(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = get(addr, path).await.ok();
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} never matched: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn actors_run_sleep_reschedule_and_die_on_a_real_host() {
+    use rivet_test_host::protocol::{KvPutRequest, KvRequestData};
+    use rivet_test_host::{HostOptions, TestHost};
+
+    let (engine, _home) = memory_engine(&[]).await;
+    let addr = engine.guard_addr();
+    configure_pool(addr, "default", "default").await;
+    let mut opts = HostOptions::new(format!("http://{addr}"), "default");
+    opts.actor_names = vec!["counter".into(), "chat".into()];
+    let host = TestHost::connect(opts).await.unwrap();
+
+    // The host shows in /envoys and its actor names in /actors/names once its metadata landed.
+    let envoys = wait_get(addr, "/envoys?namespace=default&name=default", |b| {
+        b["envoys"][0]["metadata"].is_object()
+    })
+    .await;
+    let envoy = &envoys["envoys"][0];
+    assert_eq!(envoy["envoy_key"], host.envoy_key());
+    assert_eq!(
+        envoy["metadata"],
+        json!({"rivetkit": {"version": "test-host"}})
+    );
+    assert_eq!(envoy["slots"], 0);
+    assert_eq!(envoy["pool_name"], "default");
+    let names = wait_get(addr, "/actors/names?namespace=default", |b| {
+        b["names"].as_object().is_some_and(|n| n.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        names,
+        json!({"names": {"chat": {"metadata": {}}, "counter": {"metadata": {}}}, "pagination": {"cursor": "counter"}})
+    );
+
+    // Get-or-create: the host starts the actor and it becomes connectable.
+    let put = with_json(
+        addr,
+        "PUT",
+        "/actors?namespace=default",
+        create_body("counter", Some("e2e")),
+    )
+    .await
+    .ok();
+    assert_eq!(put["created"], json!(true));
+    let id = id_of(&put["actor"]);
+    assert_eq!(
+        put["actor"]["connectable_ts"],
+        Value::Null,
+        "not running yet"
+    );
+    let running = wait_actor(addr, &id, "ran", |a| a["connectable_ts"].is_i64()).await;
+    assert!(running["start_ts"].is_i64());
+    assert_eq!(running["sleep_ts"], Value::Null);
+    assert_eq!(running["reschedule_ts"], Value::Null);
+    assert!(running.get("error").is_none(), "{running}");
+    let envoys = get(addr, "/envoys?namespace=default").await.ok();
+    assert_eq!(envoys["envoys"][0]["slots"], 1);
+
+    // The actor writes KV through its host; the REST route reads the same store.
+    let put = KvRequestData::Put(KvPutRequest {
+        keys: vec![b"count".to_vec()],
+        values: vec![b"42".to_vec()],
+    });
+    host.kv(&id, put).await.unwrap();
+    let read = get(
+        addr,
+        &format!("/actors/{id}/kv/keys/Y291bnQ%3D?namespace=default"),
+    )
+    .await
+    .ok();
+    assert_eq!(read["value"], "NDI=");
+    assert!(read["update_ts"].as_i64().unwrap() >= running["create_ts"].as_i64().unwrap());
+
+    // Reschedule: stopped with GoingAway and started again in a new generation.
+    let first_generation = host
+        .wait_running(&id, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let answer = with_json(
+        addr,
+        "POST",
+        &format!("/actors/{id}/reschedule?namespace=default"),
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(answer, json!({}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host
+        .actors()
+        .iter()
+        .any(|(a, g)| *a == id && *g > first_generation)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never restarted: {:?}",
+            host.actors()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let restarted = wait_actor(addr, &id, "ran again", |a| a["connectable_ts"].is_i64()).await;
+    assert_eq!(
+        restarted["start_ts"], running["start_ts"],
+        "start_ts is the first start"
+    );
+
+    // Sleep: sleep_ts at once, then the host stops it and it is no longer connectable.
+    with_json(
+        addr,
+        "POST",
+        &format!("/actors/{id}/sleep?namespace=default"),
+        json!({}),
+    )
+    .await
+    .ok();
+    let asleep = wait_actor(addr, &id, "slept", |a| {
+        a["sleep_ts"].is_i64() && a["connectable_ts"].is_null()
+    })
+    .await;
+    assert_eq!(asleep["destroy_ts"], Value::Null);
+    assert_eq!(asleep["start_ts"], running["start_ts"]);
+    // PUT finds the sleeping actor instead of creating another.
+    let again = with_json(
+        addr,
+        "PUT",
+        "/actors?namespace=default",
+        create_body("counter", Some("e2e")),
+    )
+    .await
+    .ok();
+    assert_eq!(again["created"], json!(false));
+    assert_eq!(id_of(&again["actor"]), id);
+
+    // A sleeping actor is destroyed without being started; its KV goes with it.
+    send(
+        addr,
+        "DELETE",
+        &format!("/actors/{id}?namespace=default"),
+        &[],
+        "",
+    )
+    .await
+    .ok();
+    let destroyed = by_ids(addr, &[&id]).await[0].clone();
+    assert!(destroyed["destroy_ts"].is_i64(), "{destroyed}");
+    get(
+        addr,
+        &format!("/actors/{id}/kv/keys/Y291bnQ%3D?namespace=default"),
+    )
+    .await
+    .error(400, "actor", "kv_key_not_found");
+
+    // A running actor is destroyed once its host reports the stop.
+    let other = create(addr, "counter", Some("e2e")).await;
+    let other_id = id_of(&other);
+    assert_ne!(other_id, id, "the key was freed");
+    wait_actor(addr, &other_id, "ran", |a| a["connectable_ts"].is_i64()).await;
+    send(
+        addr,
+        "DELETE",
+        &format!("/actors/{other_id}?namespace=default"),
+        &[],
+        "",
+    )
+    .await
+    .ok();
+    let gone = wait_actor(addr, &other_id, "was destroyed", |a| {
+        a["destroy_ts"].is_i64()
+    })
+    .await;
+    assert_eq!(gone["connectable_ts"], Value::Null);
+    assert_eq!(
+        get(addr, "/actors?namespace=default&name=counter&key=e2e")
+            .await
+            .ok()["actors"],
+        json!([])
+    );
+    host.close().await;
+    // A host that left is not listed.
+    wait_get(addr, "/envoys?namespace=default", |b| {
+        b["envoys"] == json!([])
+    })
+    .await;
     engine.shutdown().await.unwrap();
 }

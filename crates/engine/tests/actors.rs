@@ -271,8 +271,10 @@ async fn an_alarm_wakes_a_sleeping_actor() {
 #[tokio::test]
 async fn a_reconnect_within_the_threshold_resumes_and_replays_unacknowledged_commands() {
     let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
-    let mut behaviour = Behaviour::default();
-    behaviour.ack_commands = false;
+    let behaviour = Behaviour {
+        ack_commands: false,
+        ..Behaviour::default()
+    };
     let mut host = t.host(behaviour).await;
     let id = t.create(None).await;
     assert_eq!(next_start(&host).await.checkpoint.generation, 1);
@@ -790,4 +792,28 @@ async fn a_newer_host_version_drains_the_older_hosts() {
     // New actors go to the newer version only.
     let other = t.create(None).await;
     assert_eq!(new.wait_running(&other, WAIT).await, Some(1));
+}
+
+#[tokio::test]
+async fn a_host_that_stops_answering_pings_is_closed_after_15_seconds() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let behaviour = Behaviour {
+        answer_pings: false,
+        ..Behaviour::default()
+    };
+    let host = t.host(behaviour).await;
+    let started = Instant::now();
+    let (code, reason) = host
+        .closed(Duration::from_secs(25))
+        .await
+        .expect("never closed");
+    assert_eq!(code, 1011);
+    assert!(reason.starts_with("ws.timed_out#"), "{reason}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(20),
+        "{waited:?}"
+    );
+    assert!(host.pings_received() >= 4);
+    t.wait_envoys(0).await;
 }
