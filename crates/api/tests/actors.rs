@@ -1327,6 +1327,16 @@ async fn envoys_and_actor_names_come_from_connected_hosts() {
         .await
         .ok();
     assert_eq!(next["names"], json!({"counter": {"metadata": {}}}));
+    assert_eq!(
+        get(addr, "/actors/names?namespace=default&limit=0")
+            .await
+            .ok(),
+        json!({"names": {}, "pagination": {"cursor": null}})
+    );
+    assert_eq!(
+        get(addr, "/envoys?namespace=default&limit=0").await.ok(),
+        json!({"envoys": [], "pagination": {"cursor": null}})
+    );
     let end = get(addr, "/actors/names?namespace=default&cursor=counter")
         .await
         .ok();

@@ -182,6 +182,13 @@ async fn validate(
     })
 }
 
+/// Host messages applied by the session's worker, batched.
+enum Work {
+    Events(Vec<proto::EventWrapper>),
+    Acks(Vec<proto::ActorCheckpoint>),
+    Pong(i64),
+}
+
 /// Work for the per-actor ordered storage workers.
 enum StorageJob {
     Kv(proto::ToRivetKvRequest),
@@ -246,7 +253,7 @@ impl Session {
             }
         };
         let (out, mut out_rx) = mpsc::unbounded_channel();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (work_tx, work_rx) = mpsc::unbounded_channel();
         let session = Session {
             state,
             params,
@@ -255,7 +262,7 @@ impl Session {
             out,
             storage: Arc::new(Mutex::new(HashMap::new())),
         };
-        let events = tokio::spawn(session.event_worker(events_rx));
+        let events = tokio::spawn(session.event_worker(work_rx));
 
         let init = ToEnvoy::Init(proto::ToEnvoyInit {
             metadata: proto::ProtocolMetadata {
@@ -288,7 +295,7 @@ impl Session {
                                 if let ToRivet::Pong(_) = &message {
                                     last_pong = Instant::now();
                                 }
-                                session.on_message(message, &events_tx).await;
+                                session.on_message(message, &work_tx).await;
                             }
                             Err(error) => {
                                 tracing::warn!(%error, envoy_key = %session.params.envoy_key, "undecodable frame from host");
@@ -390,11 +397,7 @@ impl Session {
         }
     }
 
-    async fn on_message(
-        &self,
-        message: ToRivet,
-        events: &mpsc::UnboundedSender<Vec<proto::EventWrapper>>,
-    ) {
+    async fn on_message(&self, message: ToRivet, work: &mpsc::UnboundedSender<Work>) {
         let shell = &self.state.shell;
         let (ns, key) = (self.params.namespace, self.params.envoy_key.as_str());
         let result = match message {
@@ -415,16 +418,18 @@ impl Session {
                 shell.host_metadata(ns, key, &names, host_meta).await
             }
             ToRivet::Events(list) => {
-                let _ = events.send(list);
+                let _ = work.send(Work::Events(list));
                 Ok(())
             }
             ToRivet::AckCommands(ack) => {
-                shell
-                    .ack_commands(ns, key, &ack.last_command_checkpoints)
-                    .await
+                let _ = work.send(Work::Acks(ack.last_command_checkpoints));
+                Ok(())
             }
             ToRivet::Stopping => shell.host_stopping(ns, key).await,
-            ToRivet::Pong(pong) => shell.host_pong(ns, key, &self.connection, pong.ts).await,
+            ToRivet::Pong(pong) => {
+                let _ = work.send(Work::Pong(pong.ts));
+                Ok(())
+            }
             ToRivet::KvRequest(request) => {
                 self.enqueue(StorageJob::Kv(request));
                 Ok(())
@@ -511,29 +516,55 @@ impl Session {
         });
     }
 
-    /// Applies events in bursts: everything that arrived while the previous burst committed
-    /// goes into one transaction, then one AckEvents answers the burst.
+    /// Applies a host's events, command acks and pongs in bursts: everything that arrived while
+    /// the previous burst committed goes into one transaction per kind (group commit at the
+    /// socket), then one AckEvents answers the burst's events. The read loop never waits for a
+    /// commit.
     fn event_worker(
         &self,
-        mut rx: mpsc::UnboundedReceiver<Vec<proto::EventWrapper>>,
+        mut rx: mpsc::UnboundedReceiver<Work>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let shell = self.state.shell.clone();
         let out = self.out.clone();
         let (ns, key) = (self.params.namespace, self.params.envoy_key.clone());
+        let connection = self.connection.clone();
         async move {
-            while let Some(mut batch) = rx.recv().await {
-                while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
-                }
-                match shell.handle_events(ns, &key, &batch).await {
-                    Ok(acks) if !acks.is_empty() => {
-                        let _ = out.send(ToEnvoy::AckEvents(proto::ToEnvoyAckEvents {
-                            last_event_checkpoints: acks,
-                        }));
+            while let Some(first) = rx.recv().await {
+                let mut events = Vec::new();
+                let mut acks = Vec::new();
+                let mut pong = None;
+                let mut next = Some(first);
+                while let Some(work) = next.take().or_else(|| rx.try_recv().ok()) {
+                    match work {
+                        Work::Events(list) => events.extend(list),
+                        Work::Acks(list) => acks.extend(list),
+                        Work::Pong(ts) => pong = Some(ts),
                     }
-                    Ok(_) => {}
-                    // Not acknowledged: the host re-sends them after a reconnect.
-                    Err(error) => tracing::error!(%error, envoy_key = %key, "cannot apply events"),
+                }
+                if !acks.is_empty() {
+                    if let Err(error) = shell.ack_commands(ns, &key, &acks).await {
+                        // The commands stay stored and are replayed after a reconnect.
+                        tracing::warn!(%error, envoy_key = %key, "cannot apply command acks");
+                    }
+                }
+                if !events.is_empty() {
+                    match shell.handle_events(ns, &key, &events).await {
+                        Ok(acks) if !acks.is_empty() => {
+                            let _ = out.send(ToEnvoy::AckEvents(proto::ToEnvoyAckEvents {
+                                last_event_checkpoints: acks,
+                            }));
+                        }
+                        Ok(_) => {}
+                        // Not acknowledged: the host re-sends them after a reconnect.
+                        Err(error) => {
+                            tracing::error!(%error, envoy_key = %key, "cannot apply events")
+                        }
+                    }
+                }
+                if let Some(ts) = pong {
+                    if let Err(error) = shell.host_pong(ns, &key, &connection, ts).await {
+                        tracing::warn!(%error, envoy_key = %key, "cannot record a pong");
+                    }
                 }
             }
         }

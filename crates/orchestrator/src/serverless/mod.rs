@@ -58,7 +58,11 @@ impl PoolError {
 
     fn request(error: &HttpError) -> PoolError {
         tracing::debug!(%error, "serverless request failed");
-        PoolError::new("request_failed", "failed to reach serverless endpoint")
+        match error {
+            // Say why when the URL itself is the problem (e.g. https in this build).
+            HttpError::Url { .. } => PoolError::new("request_failed", error.to_string()),
+            _ => PoolError::new("request_failed", "failed to reach serverless endpoint"),
+        }
     }
 
     /// The actor's `error` for this failure.
