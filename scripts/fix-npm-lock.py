@@ -27,15 +27,40 @@ def main(path: str) -> None:
     added = 0
     for key, meta in list(pkgs.items()):
         for dep, spec in (meta.get("optionalDependencies") or {}).items():
-            if f"node_modules/{dep}" in pkgs:
+            version = spec.lstrip("^~=")
+            # Node's lookup: the package's own node_modules, then each ancestor's.
+            found = None
+            base = key
+            while True:
+                candidate = f"{base}/node_modules/{dep}" if base else f"node_modules/{dep}"
+                if candidate in pkgs:
+                    found = candidate
+                    break
+                if not base:
+                    break
+                base = base.rsplit("/node_modules/", 1)[0] if "/node_modules/" in base else ""
+            if found and pkgs[found].get("version") == version:
+                continue
+            # Place it where npm hoists it: as high as possible, but below a level that holds
+            # another version (e.g. under an aliased older rivetkit that needs its own builds).
+            levels = [""]
+            parts = key.split("/node_modules/") if key else []
+            for i in range(1, len(parts) + 1):
+                levels.append("/node_modules/".join(parts[:i]))
+            if found is not None:
+                conflict = found[: -len(f"/node_modules/{dep}")] if found != f"node_modules/{dep}" else ""
+                levels = levels[levels.index(conflict) + 1 :] if conflict in levels else levels[-1:]
+            base = levels[0]
+            target = f"{base}/node_modules/{dep}" if base else f"node_modules/{dep}"
+            if target in pkgs:
                 continue
             os_, cpu = platform(dep)
-            entry = {"version": spec.lstrip("^~="), "optional": True}
+            entry = {"version": version, "optional": True}
             if os_:
                 entry["os"] = [os_]
             if cpu:
                 entry["cpu"] = [cpu]
-            pkgs[f"node_modules/{dep}"] = entry
+            pkgs[target] = entry
             added += 1
     lock["packages"] = dict(sorted(pkgs.items(), key=lambda kv: (kv[0] != "", kv[0])))
     with open(path, "w") as f:

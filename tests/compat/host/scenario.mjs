@@ -1047,7 +1047,7 @@ async function setupGateway() {
 		async retry(what, fn, timeoutMs = 60_000) {
 			return waitFor(what, async () => ({ v: await fn() }), { timeoutMs, intervalMs: 500 }).then((r) => r.v);
 		},
-		/** Sends a message from one connection and returns how long until another one got it. */
+		/** Sends a message through a connection and returns how long until its broadcast arrived. */
 		async chatEvent(key, sender, text) {
 			const conn = client.chatRoom.getOrCreate([key]).connect();
 			try {
@@ -1060,9 +1060,12 @@ async function setupGateway() {
 				// The subscription is registered once the connection is open.
 				const opened = await Promise.race([conn.ready.then(() => true), sleepMs(30_000).then(() => false)]);
 				check(opened, `chat connection to ${key} did not open within 30 s (status ${conn.connStatus})`);
-				// `handle.send(...)` is the client's queue API in rivetkit 2.3.x and shadows an action
+				// Send over the same connection: its event subscription travels on that socket
+				// ahead of the action, whereas an action sent through a separate HTTP request can
+				// reach the actor before the subscription and miss the broadcast.
+				// `send(...)` is the client's queue API in rivetkit 2.3.x and shadows an action
 				// named `send`, so call the action by name.
-				await client.chatRoom.getOrCreate([key]).action({ name: "send", args: [sender, text] });
+				await conn.action({ name: "send", args: [sender, text] });
 				const m = await Promise.race([got, sleepMs(15_000).then(() => null)]);
 				check(m && m.sender === sender, `no newMessage event for "${text}"`);
 				return Date.now() - t;
