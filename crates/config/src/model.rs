@@ -36,6 +36,20 @@ pub struct RawConfig {
     pub logs: Logs,
     /// OpenTelemetry trace export.
     pub otel: Otel,
+    /// Reference-engine sections, accepted so that a reference configuration (or the
+    /// environment the npm host sets when it spawns an engine) does not stop this engine from
+    /// starting; their contents are ignored. Workflow worker tuning.
+    #[serde(skip_serializing)]
+    pub runtime: Option<serde_json::Value>,
+    /// Ignored reference section: actor scheduling tuning.
+    #[serde(skip_serializing)]
+    pub pegboard: Option<serde_json::Value>,
+    /// Ignored reference section: feature flags.
+    #[serde(skip_serializing)]
+    pub features: Option<serde_json::Value>,
+    /// Ignored reference section: usage telemetry (this engine sends none).
+    #[serde(skip_serializing)]
+    pub telemetry: Option<serde_json::Value>,
 }
 
 /// A TCP listener's address. Missing fields take the section's default.

@@ -357,3 +357,28 @@ proptest! {
         prop_assert_eq!(config.auth.admin_token.as_deref(), Some(token.as_str()));
     }
 }
+
+#[test]
+fn reference_only_sections_are_accepted_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.json",
+        r#"{"telemetry": {"enabled": false}, "runtime": {"worker_load_shedding_curve": [[0, 1000], [1000, 999]]}}"#,
+    );
+    let config = load(
+        std::slice::from_ref(&file),
+        &[
+            ("HOME", "/h"),
+            ("RIVET__PEGBOARD__ENVOY_LOST_THRESHOLD", "5000"),
+            ("RIVET__FEATURES__X", "true"),
+        ],
+    )
+    .unwrap();
+    // Nothing of them shows in the effective configuration.
+    let shown = config.to_redacted_json().to_string();
+    assert!(
+        !shown.contains("telemetry") && !shown.contains("pegboard"),
+        "{shown}"
+    );
+}
