@@ -293,3 +293,53 @@ async fn an_unreachable_application_is_a_pool_error_on_the_config_and_the_actor(
         "{configs}"
     );
 }
+
+#[tokio::test]
+async fn at_the_end_of_its_lifespan_a_start_request_hands_the_actor_to_a_new_one() {
+    let (app, seen) = application().await;
+    let home = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&engine_config(home.path(), &[("RIVET__memory", "{}")]))
+        .await
+        .unwrap();
+    let addr = engine.guard_addr();
+    put_json(
+        addr,
+        "/runner-configs/sl?namespace=default",
+        json!({"datacenters": {"default": {"serverless": {"url": format!("http://{app}/api"), "request_lifespan": 2, "drain_grace_period": 1}}}}),
+    )
+    .await;
+    let created = post_json(
+        addr,
+        "/actors?namespace=default",
+        json!({"name": "counter", "runner_name_selector": "sl", "crash_policy": "sleep"}),
+    )
+    .await;
+    let id = created["actor"]["actor_id"].as_str().unwrap().to_string();
+    let mut options = HostOptions::new(format!("http://{addr}"), "sl");
+    options.behaviour = Behaviour {
+        auto_running: false,
+        ..Behaviour::default()
+    };
+    let host = TestHost::connect(options).await.unwrap();
+    poll("first start", async || {
+        (!seen.lock().unwrap().starts.is_empty()).then_some(Value::Null)
+    })
+    .await;
+    host.running(&id, 1).await.unwrap();
+    // After 2 s the request's actor is sent away; the host stops it; a new request starts it.
+    let command = host.next_command(WAIT).await.expect("no stop");
+    let Command::StopActor(stop) = command.inner else {
+        panic!("{command:?}")
+    };
+    assert_eq!(stop.reason, proto::StopActorReason::GoingAway);
+    poll("second start", async || {
+        (seen.lock().unwrap().starts.len() >= 2).then_some(Value::Null)
+    })
+    .await;
+    let body = seen.lock().unwrap().starts[1].1.clone();
+    let (_, proto::ToEnvoy::Commands(commands)) = proto::decode_serverless_start(&body).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(commands[0].checkpoint.generation, 2);
+}
