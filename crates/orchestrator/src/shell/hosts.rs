@@ -360,6 +360,75 @@ impl Shell {
         Ok(())
     }
 
+    /// Hosts still marked connected whose last pong is older than the lost threshold: their
+    /// socket died with an engine node (crash, kill), so no disconnect was ever recorded. They
+    /// are marked disconnected and their actors lost, as if the socket had closed then.
+    pub async fn sweep_stale_hosts(&self) -> Result<usize, DataError> {
+        let now = now_ms();
+        let threshold = self.inner.config.lifecycle.lost_threshold;
+        let stale = self
+            .inner
+            .db
+            .txn(|tx| async move {
+                let (begin, end) = rivet_store::tuple::Subspace::new(&("envoy",)).range();
+                let rows = tx
+                    .get_range(&begin, &end, RangeOptions::new().snapshot())
+                    .await?;
+                let mut stale = Vec::new();
+                for (key, bytes) in rows {
+                    let record: EnvoyRecord = crate::actor::decode(&bytes, "envoy")?;
+                    if record.connected() && now.saturating_sub(record.last_ping_ts) > threshold {
+                        let elements = rivet_store::tuple::unpack(&key)?;
+                        if let Some(ns) = keys::id_at(&elements, 1) {
+                            stale.push((ns, record));
+                        }
+                    }
+                }
+                Ok::<_, DataError>(stale)
+            })
+            .await?;
+        let count = stale.len();
+        for (ns, record) in stale {
+            let Some(connection) = record.connection.clone() else {
+                continue;
+            };
+            tracing::warn!(
+                envoy_key = %record.envoy_key,
+                last_ping_ts = record.last_ping_ts,
+                "actor host silent past the lost threshold; its actors are lost"
+            );
+            // Only if nothing changed meanwhile (a pong, a reconnect).
+            let cleared = self
+                .inner
+                .db
+                .txn(|tx| {
+                    let (key, connection) = (record.envoy_key.clone(), connection.clone());
+                    async move {
+                        match envoy::load(&tx, ns, &key).await? {
+                            Some(mut current)
+                                if current.connection.as_deref() == Some(connection.as_str())
+                                    && current.last_ping_ts == record.last_ping_ts =>
+                            {
+                                current.connection = None;
+                                envoy::save(&tx, ns, &current)?;
+                                Ok::<_, DataError>(true)
+                            }
+                            _ => Ok(false),
+                        }
+                    }
+                })
+                .await?;
+            if cleared {
+                let host = HostKey(record.envoy_key.clone());
+                self.fan_out(ns, &record.envoy_key, |_| Input::HostLost {
+                    host: host.clone(),
+                })
+                .await?;
+            }
+        }
+        Ok(count)
+    }
+
     /// Applies a host-level input to every actor of the host, a chunk per transaction.
     async fn fan_out(
         &self,

@@ -98,6 +98,9 @@ pub fn host_subject(ns: Id, envoy_key: &str) -> String {
 
 const READY_SUBJECT: &str = "rivet.actor_ready";
 
+/// How often stale hosts are looked for.
+const HOST_SWEEP: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ReadyNotice {
     node: String,
@@ -148,8 +151,22 @@ impl Shell {
             .map_err(DataError::bus)?;
         tokio::spawn(shell.clone().ready_notices(notices, stop_rx.clone()));
         tokio::spawn(shell.clone().timer_task(timer_rx, stop_rx.clone()));
-        tokio::spawn(shell.clone().metadata_poller(stop_rx));
+        tokio::spawn(shell.clone().metadata_poller(stop_rx.clone()));
+        tokio::spawn(shell.clone().host_sweeper(stop_rx));
         Ok(shell)
+    }
+
+    /// Every few seconds, declares lost the hosts whose engine node died with their socket.
+    async fn host_sweeper(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(HOST_SWEEP) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(error) = self.sweep_stale_hosts().await {
+                tracing::warn!(%error, "host sweep failed");
+            }
+        }
     }
 
     /// Stops the background tasks.
