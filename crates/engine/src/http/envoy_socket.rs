@@ -23,7 +23,9 @@ use rivet_api::auth::constant_time_eq;
 use rivet_api::input::Query;
 use rivet_envoy_protocol::{self as proto, ProtocolVersion, ToEnvoy, ToRivet};
 use rivet_orchestrator::id::Id;
-use rivet_orchestrator::shell::{host_subject, now_ms, HostConnect, HostSignal, Requester, Shell};
+use rivet_orchestrator::shell::{
+    gateway_subject, host_subject, now_ms, HostConnect, HostSignal, Requester, Shell,
+};
 use rivet_orchestrator::{namespace, runner_config};
 use tokio::sync::mpsc;
 
@@ -291,6 +293,9 @@ impl Session {
                 frame = socket.recv() => match frame {
                     Some(Ok(Message::Binary(bytes))) => {
                         match proto::decode::<ToRivet>(session.params.protocol, &bytes) {
+                            Ok(ToRivet::TunnelMessage(message)) => {
+                                session.tunnel_answer(message, bytes).await;
+                            }
                             Ok(message) => {
                                 if let ToRivet::Pong(_) = &message {
                                     last_pong = Instant::now();
@@ -316,7 +321,7 @@ impl Session {
                 signal = signals.next() => {
                     let Some(message) = signal else { break };
                     match HostSignal::decode(message.payload()) {
-                        Some(HostSignal::Commands(bytes)) => {
+                        Some(HostSignal::Commands(bytes) | HostSignal::Tunnel(bytes)) => {
                             alive = session.forward_commands(&mut socket, bytes).await;
                         }
                         Some(HostSignal::Evict(conn)) if conn == session.connection => {
@@ -375,7 +380,27 @@ impl Session {
         }
     }
 
-    /// Commands arrive v8-encoded; a v8 socket forwards the very bytes.
+    /// A host's answer to gateway traffic goes to the gateway instance named in its message id
+    /// as a v8 frame: on a v8 socket the frame as received.
+    async fn tunnel_answer(&self, message: proto::ToRivetTunnelMessage, frame: Bytes) {
+        let subject = gateway_subject(&message.message_id.gateway_id);
+        let payload = if self.params.protocol == ProtocolVersion::V8 {
+            frame
+        } else {
+            match proto::encode(ProtocolVersion::V8, &ToRivet::TunnelMessage(message)) {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot re-encode a tunnel message");
+                    return;
+                }
+            }
+        };
+        if let Err(error) = self.state.shell.bus().publish(&subject, payload).await {
+            tracing::debug!(%error, "tunnel answer not delivered");
+        }
+    }
+
+    /// Commands and tunnel messages arrive v8-encoded; a v8 socket forwards the very bytes.
     async fn forward_commands(&self, socket: &mut WebSocket, bytes: Bytes) -> bool {
         if self.params.protocol == ProtocolVersion::V8 {
             return socket.send(Message::Binary(bytes)).await.is_ok();
@@ -434,10 +459,8 @@ impl Session {
                 self.enqueue(StorageJob::Kv(request));
                 Ok(())
             }
-            ToRivet::TunnelMessage(_) => {
-                tracing::debug!(envoy_key = key, "tunnel message ignored (no gateway yet)");
-                Ok(())
-            }
+            // Handled in the read loop (forwarded with its frame).
+            ToRivet::TunnelMessage(_) => Ok(()),
             other @ (ToRivet::SqliteExecRequest(_)
             | ToRivet::SqliteExecuteRequest(_)
             | ToRivet::SqliteExecuteBatchRequest(_)) => {

@@ -65,6 +65,9 @@ pub enum HostSignal {
     Commands(Bytes),
     /// A newer socket took the key: the socket with this connection id must close.
     Evict(String),
+    /// Gateway traffic for the host: v8 `ToEnvoy::TunnelMessage` bytes, forwarded as the
+    /// socket frame itself on a v8 socket (no re-encoding on the way).
+    Tunnel(Bytes),
 }
 
 impl HostSignal {
@@ -72,6 +75,7 @@ impl HostSignal {
         let (tag, body) = match self {
             HostSignal::Commands(bytes) => (0u8, bytes.as_ref()),
             HostSignal::Evict(conn) => (1u8, conn.as_bytes()),
+            HostSignal::Tunnel(bytes) => (2u8, bytes.as_ref()),
         };
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(tag);
@@ -86,9 +90,26 @@ impl HostSignal {
             1 => Some(HostSignal::Evict(
                 String::from_utf8(payload[1..].to_vec()).ok()?,
             )),
+            2 => Some(HostSignal::Tunnel(payload.slice(1..))),
             _ => None,
         }
     }
+}
+
+/// A gateway message for a host as a bus payload: the signal tag, then the v8 frame, encoded
+/// once into one buffer.
+pub fn tunnel_signal(message: proto::ToEnvoyTunnelMessage) -> Result<Bytes, proto::Error> {
+    use proto::Message;
+    let mut out = vec![2u8];
+    proto::ToEnvoy::TunnelMessage(message).encode_into(ProtocolVersion::V8, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// The bus subject a gateway instance receives its hosts' tunnel answers on: v8
+/// `ToRivet::TunnelMessage` frames.
+pub fn gateway_subject(gateway_id: &[u8; 4]) -> String {
+    let hex: String = gateway_id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("rivet.gateway.{hex}")
 }
 
 /// The bus subject of a host's signals.
