@@ -152,13 +152,26 @@ impl Engine {
             },
             shell.clone(),
         );
+        let gateway = match rivet_gateway::proxy::Gateway::start(shell.clone()).await {
+            Ok(gateway) => gateway,
+            Err(error) => {
+                shell.stop();
+                if let Err(error) = bus.close().await {
+                    tracing::warn!(%error, "closing the bus failed");
+                }
+                close_store(&db, &config.storage).await;
+                return Err(EngineError::Orchestrator {
+                    source: rivet_orchestrator::error::DataError::bus(error),
+                });
+            }
+        };
         let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
             serve(
                 GUARD.name,
                 guard,
-                http::guard::router(label, api.clone()),
+                http::guard::router(label, api.clone(), gateway),
                 stopped.clone(),
             )?,
             serve(

@@ -184,6 +184,54 @@ async fn validate(
     })
 }
 
+/// Gateway requests and WebSockets forwarded to the host and not finished yet, by (gateway id,
+/// request id); `true` for WebSockets.
+#[derive(Default)]
+struct Inflight(HashMap<([u8; 4], [u8; 4]), bool>);
+
+impl Inflight {
+    /// Reads the ids off a forwarded v8 `ToEnvoy::TunnelMessage` frame without decoding it: tag
+    /// 4, gateway id (4 bytes), request id (4), message index (2), then the kind's tag.
+    fn sent(&mut self, frame: &[u8]) {
+        let (Some(&4), Some(gateway), Some(request), Some(&kind)) = (
+            frame.first(),
+            frame.get(1..5),
+            frame.get(5..9),
+            frame.get(11),
+        ) else {
+            return;
+        };
+        let (Ok(gateway), Ok(request)) =
+            (<[u8; 4]>::try_from(gateway), <[u8; 4]>::try_from(request))
+        else {
+            return;
+        };
+        match kind {
+            0 => {
+                self.0.insert((gateway, request), false);
+            }
+            5 => {
+                self.0.insert((gateway, request), true);
+            }
+            2 | 7 => {
+                self.0.remove(&(gateway, request));
+            }
+            _ => {}
+        }
+    }
+
+    fn answered(&mut self, message: &proto::ToRivetTunnelMessage) {
+        use proto::ToRivetTunnelMessageKind as K;
+        if matches!(
+            message.message_kind,
+            K::ResponseStart(_) | K::ResponseAbort(_) | K::WebSocketClose(_)
+        ) {
+            let id = &message.message_id;
+            self.0.remove(&(id.gateway_id, id.request_id));
+        }
+    }
+}
+
 /// Host messages applied by the session's worker, batched.
 enum Work {
     Events(Vec<proto::EventWrapper>),
@@ -286,6 +334,7 @@ impl Session {
                 .await;
         }
         let mut last_pong = Instant::now();
+        let mut inflight = Inflight::default();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         while alive {
@@ -294,6 +343,7 @@ impl Session {
                     Some(Ok(Message::Binary(bytes))) => {
                         match proto::decode::<ToRivet>(session.params.protocol, &bytes) {
                             Ok(ToRivet::TunnelMessage(message)) => {
+                                inflight.answered(&message);
                                 session.tunnel_answer(message, bytes).await;
                             }
                             Ok(message) => {
@@ -321,11 +371,16 @@ impl Session {
                 signal = signals.next() => {
                     let Some(message) = signal else { break };
                     match HostSignal::decode(message.payload()) {
-                        Some(HostSignal::Commands(bytes) | HostSignal::Tunnel(bytes)) => {
+                        Some(HostSignal::Commands(bytes)) => {
+                            alive = session.forward_commands(&mut socket, bytes).await;
+                        }
+                        Some(HostSignal::Tunnel(bytes)) => {
+                            inflight.sent(&bytes);
                             alive = session.forward_commands(&mut socket, bytes).await;
                         }
                         Some(HostSignal::Evict(conn)) if conn == session.connection => {
                             close(socket, 1000, &format!("ws.eviction#{}", session.ray)).await;
+                            session.fail_inflight(inflight).await;
                             events.abort();
                             return;
                         }
@@ -339,6 +394,7 @@ impl Session {
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PONG_TIMEOUT {
                         close(socket, 1011, &format!("ws.timed_out#{}", session.ray)).await;
+                        session.fail_inflight(inflight).await;
                         session.disconnected().await;
                         events.abort();
                         return;
@@ -347,8 +403,47 @@ impl Session {
                 }
             }
         }
+        session.fail_inflight(inflight).await;
         session.disconnected().await;
         events.abort();
+    }
+
+    /// The socket is gone: every gateway request still waiting on this host learns it now
+    /// (an abort the gateway may retry safely for repeatable requests, or a close) instead of
+    /// waiting for its timeout.
+    async fn fail_inflight(&self, inflight: Inflight) {
+        for ((gateway_id, request_id), websocket) in inflight.0 {
+            let kind = if websocket {
+                proto::ToRivetTunnelMessageKind::WebSocketClose(proto::ToRivetWebSocketClose {
+                    code: Some(1011),
+                    reason: Some(rivet_gateway::proxy::HOST_GONE.to_string()),
+                    hibernate: false,
+                })
+            } else {
+                proto::ToRivetTunnelMessageKind::ResponseAbort(proto::ToRivetResponseAbort {
+                    reason: proto::HttpStreamAbortReason {
+                        kind: proto::HttpStreamAbortReasonKind::InternalError,
+                        detail: Some(rivet_gateway::proxy::HOST_GONE.to_string()),
+                    },
+                })
+            };
+            let message = ToRivet::TunnelMessage(proto::ToRivetTunnelMessage {
+                message_id: proto::MessageId {
+                    gateway_id,
+                    request_id,
+                    message_index: u16::MAX,
+                },
+                message_kind: kind,
+            });
+            if let Ok(bytes) = proto::encode(ProtocolVersion::V8, &message) {
+                let _ = self
+                    .state
+                    .shell
+                    .bus()
+                    .publish(&gateway_subject(&gateway_id), Bytes::from(bytes))
+                    .await;
+            }
+        }
     }
 
     async fn disconnected(&self) {

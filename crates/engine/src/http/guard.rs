@@ -1,5 +1,5 @@
-//! The public listener: health, metadata, the REST API and (in later parts) the gateway and
-//! actor-host socket.
+//! The public listener: health, metadata, the REST API, the actor gateway and the actor-host
+//! socket.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,7 +56,7 @@ pub const METADATA: Metadata = Metadata {
 
 /// The guard router for a datacenter with `label` (ray ids carry it), serving the REST API
 /// with `api`.
-pub fn router(label: u16, api: ApiState) -> Router {
+pub fn router(label: u16, api: ApiState, gateway: rivet_gateway::proxy::Gateway) -> Router {
     let envoys = super::envoy_socket::EnvoyState {
         shell: api.shell.clone(),
         admin_token: api.admin_token.clone(),
@@ -72,6 +72,11 @@ pub fn router(label: u16, api: ApiState) -> Router {
         .route("/metadata", get(|| async { Json(METADATA) }))
         .merge(rivet_api::router(api))
         .fallback(|| async { ApiError::not_found() })
+        // Gateway paths and the header form take precedence over the REST routes (§8).
+        .layer(axum::middleware::from_fn_with_state(
+            gateway,
+            rivet_gateway::proxy::intercept,
+        ))
         .layer(axum::middleware::from_fn_with_state(label, ray_id::tag))
 }
 

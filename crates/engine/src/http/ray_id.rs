@@ -20,6 +20,9 @@ pub struct RayId(pub Id);
 pub async fn tag(State(label): State<u16>, mut request: Request, next: Next) -> Response {
     let ray = Id::new(label);
     request.extensions_mut().insert(RayId(ray));
+    request
+        .extensions_mut()
+        .insert(rivet_gateway::proxy::Ray(ray));
     let span = tracing::debug_span!(
         "request",
         ray_id = %ray,

@@ -1,0 +1,260 @@
+//! The gateway end to end with the in-repo host answering tunnelled requests: routing forms,
+//! wake on request, errors, and a host that dies mid-request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rivet_engine::Engine;
+use rivet_envoy_protocol::{self as proto, Headers, ToRivet};
+use rivet_test_host::{Behaviour, HostOptions, TestHost};
+use rivet_test_support::{engine_config, send, Response};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn engine() -> (Engine, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&engine_config(home.path(), &[("RIVET__memory", "{}")]))
+        .await
+        .unwrap();
+    let response = send(
+        engine.guard_addr(),
+        "PUT",
+        "/runner-configs/default?namespace=default",
+        &[("content-type", "application/json")],
+        &json!({"datacenters": {"default": {"normal": {}}}}).to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    (engine, home)
+}
+
+/// Answers every tunnelled request with 200, echoing method, path, a header and the body.
+fn serve_http(host: Arc<TestHost>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(message) = host.next_tunnel_message(Duration::from_secs(3600)).await {
+            let proto::ToEnvoyTunnelMessageKind::RequestStart(start) = message.message_kind else {
+                continue;
+            };
+            let mut headers = Headers::new();
+            headers.insert("content-type".into(), "text/plain".into());
+            headers.insert("x-echo-path".into(), start.path.clone());
+            headers.insert("x-echo-method".into(), start.method.clone());
+            headers.insert(
+                "x-echo-ray".into(),
+                start
+                    .headers
+                    .get("x-rivet-ray-id")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let mut body = format!("{}:", start.actor_id).into_bytes();
+            body.extend(start.body.unwrap_or_default());
+            let answer = ToRivet::TunnelMessage(proto::ToRivetTunnelMessage {
+                message_id: proto::MessageId {
+                    message_index: 0,
+                    ..message.message_id
+                },
+                message_kind: proto::ToRivetTunnelMessageKind::ResponseStart(
+                    proto::ToRivetResponseStart {
+                        status: 200,
+                        headers,
+                        body: Some(body),
+                        stream: false,
+                    },
+                ),
+            });
+            if host.send_raw(answer).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+async fn create(addr: SocketAddr, key: &str) -> String {
+    let response = send(
+        addr,
+        "POST",
+        "/actors?namespace=default",
+        &[("content-type", "application/json")],
+        &json!({"name": "counter", "key": key, "runner_name_selector": "default", "crash_policy": "sleep"}).to_string(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["actor"]["actor_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_error(response: &Response, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{}", response.body);
+    assert_eq!(
+        format!(
+            "{}.{}",
+            response.json()["group"].as_str().unwrap(),
+            response.json()["code"].as_str().unwrap()
+        ),
+        code
+    );
+    assert_eq!(response.header("x-rivet-error"), Some(code));
+}
+
+#[tokio::test]
+async fn requests_reach_the_actor_in_every_routing_form() {
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    let host = Arc::new(
+        TestHost::connect(HostOptions::new(format!("http://{addr}"), "default"))
+            .await
+            .unwrap(),
+    );
+    let _server = serve_http(host.clone());
+    let id = create(addr, "k").await;
+
+    // Path form: the rest of the path and the raw query reach the actor.
+    let response = send(
+        addr,
+        "POST",
+        &format!("/gateway/{id}/foo/bar?x=1&y=2"),
+        &[("origin", "http://app")],
+        "ping",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body, format!("{id}:ping"));
+    assert_eq!(response.header("x-echo-path"), Some("/foo/bar?x=1&y=2"));
+    assert_eq!(response.header("x-echo-method"), Some("POST"));
+    let ray = response.header("x-rivet-ray-id").unwrap().to_string();
+    assert_eq!(response.header("x-echo-ray"), Some(ray.as_str()));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("http://app")
+    );
+
+    // Query form, get and getOrCreate (which creates once).
+    let response = send(
+        addr,
+        "GET",
+        "/gateway/counter/q?a=1&rvt-namespace=default&rvt-method=get&rvt-key=k&b=2",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("x-echo-path"), Some("/q?a=1&b=2"));
+    assert!(response.body.starts_with(&id));
+    let url = "/gateway/counter?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=new,one";
+    let first = send(addr, "GET", url, &[], "").await;
+    let second = send(addr, "GET", url, &[], "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body, second.body);
+    assert!(!first.body.starts_with(&id));
+
+    // Header form.
+    let response = send(
+        addr,
+        "GET",
+        "/request/x?z=9",
+        &[("x-rivet-target", "actor"), ("x-rivet-actor", &id)],
+        "",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("x-echo-path"), Some("/request/x?z=9"));
+
+    // Errors.
+    let unknown = rivet_orchestrator::id::Id::new(1).to_string();
+    assert_error(
+        &send(addr, "GET", &format!("/gateway/{unknown}/"), &[], "").await,
+        404,
+        "actor.not_found",
+    );
+    assert_error(
+        &send(
+            addr,
+            "GET",
+            "/gateway/counter?rvt-namespace=default&rvt-method=nope",
+            &[],
+            "",
+        )
+        .await,
+        400,
+        "guard.query_invalid_params",
+    );
+    let preflight = send(
+        addr,
+        "OPTIONS",
+        &format!("/gateway/{id}/x"),
+        &[
+            ("origin", "http://app"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    // REST is untouched.
+    assert_eq!(send(addr, "GET", "/health", &[], "").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_request_wakes_a_sleeping_actor() {
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    let host = Arc::new(
+        TestHost::connect(HostOptions::new(format!("http://{addr}"), "default"))
+            .await
+            .unwrap(),
+    );
+    let _server = serve_http(host.clone());
+    let id = create(addr, "sleepy").await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    host.sleep_intent(&id, 1).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while host.actors().iter().any(|(a, _)| *a == id) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = send(addr, "GET", &format!("/gateway/{id}/"), &[], "").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(2));
+}
+
+#[tokio::test]
+async fn a_host_dying_mid_request_fails_the_request_at_once_without_replaying_it() {
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    // This host never answers tunnelled requests.
+    let silent = TestHost::connect(HostOptions::new(format!("http://{addr}"), "default"))
+        .await
+        .unwrap();
+    let id = create(addr, "doomed").await;
+    assert_eq!(silent.wait_running(&id, WAIT).await, Some(1));
+    let request = tokio::spawn(async move {
+        let started = Instant::now();
+        (
+            send(addr, "POST", &format!("/gateway/{id}/action"), &[], "x").await,
+            started,
+        )
+    });
+    // The request reaches the host, then the host dies.
+    let message = silent
+        .next_tunnel_message(WAIT)
+        .await
+        .expect("request not tunnelled");
+    assert!(matches!(
+        message.message_kind,
+        proto::ToEnvoyTunnelMessageKind::RequestStart(_)
+    ));
+    silent.kill();
+    let (response, started) = request.await.unwrap();
+    assert_error(&response, 502, "guard.retry_attempts_exceeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = Behaviour::default();
+}
