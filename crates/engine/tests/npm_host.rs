@@ -1,7 +1,9 @@
 //! The real npm actor host (`rivetkit@2.3.19`, envoy v8, and `rivetkit@2.3.11`, envoy v6)
 //! attached to this engine binary: `tests/compat/host/scenario.mjs` starts the engine, attaches
 //! the host through `RIVET_ENDPOINT`, and checks creation, names, sleep, alarms, an engine
-//! restart, `kill -9` of the host and destroy through the REST API (it prints each step).
+//! restart, `kill -9` of the host and destroy through the REST API, and with the npm client
+//! through the gateway that state changed by actions survives sleep, the restart and the kill
+//! (it prints each step).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,7 +27,13 @@ fn scenario(host_version: &str) {
     let output = Command::new("node")
         .current_dir(&dir)
         .arg("host/scenario.mjs")
-        .args(["--engine-bin", BIN, "--host-version", host_version])
+        .args([
+            "--engine-bin",
+            BIN,
+            "--host-version",
+            host_version,
+            "--with-gateway",
+        ])
         .output()
         .expect("failed to run `node` (is Node.js installed?)");
     let stdout = String::from_utf8_lossy(&output.stdout);
