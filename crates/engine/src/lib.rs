@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 mod http;
 pub mod logging;
+mod memory;
 mod metrics;
 
 use std::future::Future;
@@ -167,6 +168,7 @@ impl Engine {
         };
         let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(memory::trim_periodically(stopped.clone()));
         let servers = vec![
             serve(
                 GUARD.name,

@@ -85,19 +85,28 @@ fn engine(context: &'static str) -> impl Fn(fjall::Error) -> StoreError {
     move |e| StoreError::engine(context, e)
 }
 
+/// Block cache size.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// One memtable's size before it is sealed and flushed.
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
 impl FsDriver {
     /// Opens (or creates) the data directory; blocking (runs journal recovery).
     pub fn open(path: &Path, sync: bool) -> Result<FsDriver, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
         let lock_file = lock_dir(path)?;
+        // Resident memory is mostly the block cache plus memtables not yet flushed; fjall's
+        // 64 MiB memtables would dominate a small engine's footprint.
         let db = Database::builder(path.join("fjall"))
             .manual_journal_persist(true)
-            .cache_size(64 * 1024 * 1024)
+            .cache_size(CACHE_BYTES)
             .open()
             .map_err(engine("opening the database"))?;
         let data = db
-            .keyspace(DATA_KEYSPACE, KeyspaceCreateOptions::default)
+            .keyspace(DATA_KEYSPACE, || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
             .map_err(engine("opening the data keyspace"))?;
         let meta = db
             .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)

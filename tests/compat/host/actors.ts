@@ -138,7 +138,85 @@ export function buildActors(rk: Rk) {
 		},
 	});
 
-	return { counter, chatRoom, alarmer };
+	// Raw HTTP (onRequest) and raw WebSocket (onWebSocket) handlers for the gateway suite
+	// (gateway/suite.mjs): the request handler answers what it received, so the suite can check
+	// what the gateway forwarded (path, query, headers, body); the socket handler greets with the
+	// URL it saw and echoes every frame, keeping the text/binary kind.
+	const rawEcho = rk.actor({
+		state: { requests: 0, sockets: 0 },
+		onRequest: async (c: any, request: Request) => {
+			c.state.requests += 1;
+			const url = new URL(request.url);
+			if (url.pathname === "/status/418") {
+				return new Response("teapot", { status: 418, headers: { "x-echo-status": "418" } });
+			}
+			const headers: Record<string, string> = {};
+			request.headers.forEach((v, k) => {
+				headers[k] = v;
+			});
+			const body = request.method === "GET" || request.method === "HEAD" ? "" : await request.text();
+			return new Response(
+				JSON.stringify({
+					actorId: c.actorId,
+					method: request.method,
+					url: request.url,
+					path: url.pathname,
+					search: url.search,
+					headers,
+					body,
+					requests: c.state.requests,
+				}),
+				{ status: 200, headers: { "content-type": "application/json", "x-echo-actor": c.actorId } },
+			);
+		},
+		onWebSocket: (c: any, ws: any) => {
+			c.state.sockets += 1;
+			ws.send(JSON.stringify({ hello: c.actorId, url: c.request?.url ?? null, sockets: c.state.sockets }));
+			ws.addEventListener("message", (ev: any) => {
+				if (typeof ev.data === "string") ws.send(`echo:${ev.data}`);
+				else ws.send(ev.data);
+			});
+		},
+		actions: {
+			// Returns its argument unchanged (encoding round trips).
+			echo: (_c: any, value: unknown) => value,
+			getStats: (c: any) => ({ ...c.state }),
+		},
+	});
+
+	// Sleeps after a short idle timeout (1.5 s) and broadcasts every change, for the suite's
+	// sleep/wake and hibernation cases. Lifecycle events go to COMPAT_EVENTS_FILE like the others.
+	const sleepy = rk.actor({
+		createState: (_c: any, input: any) => ({ count: typeof input?.start === "number" ? input.start : 0 }),
+		events: {
+			changed: rk.event<number>(),
+		},
+		options: { sleepTimeout: 1500 },
+		onWake: async (c: any) => {
+			await countWake(c);
+			await record(c, "wake");
+		},
+		onSleep: async (c: any) => {
+			await record(c, "sleep");
+		},
+		actions: {
+			increment: async (c: any, n: number) => {
+				c.state.count += n;
+				c.broadcast("changed", c.state.count);
+				await c.saveState({ immediate: true });
+				await record(c, "increment");
+				return c.state.count;
+			},
+			getCount: (c: any) => c.state.count,
+			getInfo: async (c: any) => ({
+				count: c.state.count,
+				wakes: Number((await c.kv.get("wakes")) ?? 0),
+				pid: process.pid,
+			}),
+		},
+	});
+
+	return { counter, chatRoom, alarmer, rawEcho, sleepy };
 }
 
 async function arm(c: any): Promise<void> {

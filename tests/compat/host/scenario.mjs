@@ -24,16 +24,30 @@
 // reads. REST-only wakes use alarms (the REST API has no "wake" route). `--with-gateway` adds
 // checks through the npm client (`rivetkit/client`): actions, events, and state surviving sleep,
 // engine restart and kill -9 of the host.
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { encode as cborEncode } from "cbor-x";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const compatDir = path.resolve(here, "..");
+import {
+	CLIENT_MODULE as CLIENT_MODULES,
+	HOST_ENTRY as HOST_ENTRIES,
+	HOST_PROTOCOL as HOST_PROTOCOLS,
+	Processes,
+	ScenarioError,
+	cborBase64,
+	check,
+	compatDir,
+	descendants,
+	fail,
+	freePorts,
+	hostEnvironment,
+	processesWithEnvMarker,
+	reexecWithWebSocket,
+	restCall,
+	sleepMs,
+	tail,
+	waitFor,
+	writeEngineConfig,
+} from "./harness.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -93,24 +107,11 @@ const opts = parseArgs(process.argv.slice(2));
 
 // The npm client needs a global WebSocket for connections (events); Node 20 only has it behind
 // a flag. Re-run this script with the flag rather than adding the `ws` package.
-if (opts.withGateway && typeof WebSocket === "undefined") {
-	const r = spawnSync(
-		process.execPath,
-		["--experimental-websocket", "--no-warnings", fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-		{ stdio: "inherit" },
-	);
-	process.exit(r.status ?? 1);
-}
+if (opts.withGateway) await reexecWithWebSocket(import.meta.url);
 
-const HOST_ENTRY = {
-	"2.3.19": path.join(here, "registry.ts"),
-	"2.3.11": path.join(here, "registry-2.3.11.ts"),
-}[opts.hostVersion];
-const CLIENT_MODULE = { "2.3.19": "rivetkit/client", "2.3.11": "rivetkit211/client" }[
-	opts.hostVersion
-];
-// Envoy protocol spoken by each host version (envoy-protocol.md §1).
-const HOST_PROTOCOL = { "2.3.19": 8, "2.3.11": 6 }[opts.hostVersion];
+const HOST_ENTRY = HOST_ENTRIES[opts.hostVersion];
+const CLIENT_MODULE = CLIENT_MODULES[opts.hostVersion];
+const HOST_PROTOCOL = HOST_PROTOCOLS[opts.hostVersion];
 const NS = "default";
 const POOL = "default";
 
@@ -120,7 +121,6 @@ const POOL = "default";
 const t0 = Date.now();
 const timings = {};
 let currentStep = "setup";
-const children = new Set();
 let tmp;
 
 function elapsed() {
@@ -135,57 +135,15 @@ function info(msg) {
 	if (opts.verbose) console.log(`  [${elapsed()}s] ${msg}`);
 }
 
-class ScenarioError extends Error {}
-
-function fail(msg) {
-	throw new ScenarioError(msg);
-}
-
-function check(cond, msg) {
-	if (!cond) fail(msg);
-}
-
-function tail(file, lines = 25) {
-	try {
-		const text = fs.readFileSync(file, "utf8").split("\n");
-		return text
-			.filter((l) => !l.includes("SQLite transaction is unnamed"))
-			.slice(-lines)
-			.map((l) => `    ${l.slice(0, 400)}`)
-			.join("\n");
-	} catch {
-		return "    (no log)";
-	}
-}
-
-function killAll() {
-	for (const child of children) {
-		if (child.exitCode === null && child.signalCode === null) {
-			try {
-				process.kill(child.pid, "SIGKILL");
-			} catch {}
-		}
-	}
-	// Whatever the hosts started (e.g. a Services helper) outlives a SIGKILLed host; those
-	// processes carry this run's COMPAT_EVENTS_FILE in their environment.
-	if (eventsFile) {
-		for (const p of processesWithOurEnv(-1)) {
-			try {
-				process.kill(p.pid, "SIGKILL");
-			} catch {}
-		}
-	}
-}
+const procs = new Processes({ info, eventsFile: () => eventsFile });
 
 process.on("exit", () => {
-	killAll();
+	procs.killAll();
 	if (tmp && !opts.keep) fs.rmSync(tmp, { recursive: true, force: true });
 });
 /** Kills the children and waits for them to be reaped (a child left unreaped becomes a zombie). */
 async function shutdown(code) {
-	const alive = [...children].filter((c) => c.exitCode === null && c.signalCode === null && !c.spawnError);
-	killAll();
-	await Promise.race([Promise.all(alive.map((c) => c.exited)), sleepMs(5000)]);
+	await procs.killAndReap();
 	process.exit(code);
 }
 
@@ -199,50 +157,10 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 // ---------------------------------------------------------------------------------------------
 // Helpers: polling, REST, processes
 
-const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value; fails with `what` (and the last value) at the deadline. */
-async function waitFor(what, fn, { timeoutMs = 30_000, intervalMs = 100 } = {}) {
-	const deadline = Date.now() + timeoutMs;
-	let last;
-	let lastErr;
-	for (;;) {
-		try {
-			const v = await fn();
-			if (v) return v;
-			last = v;
-		} catch (e) {
-			if (e instanceof ScenarioError) throw e;
-			lastErr = e;
-		}
-		if (Date.now() > deadline) {
-			fail(
-				`timed out after ${timeoutMs} ms waiting for ${what}` +
-					(lastErr ? ` (last error: ${lastErr.message ?? lastErr})` : "") +
-					(last !== undefined && last !== false && last !== null ? ` (last: ${JSON.stringify(last)})` : ""),
-			);
-		}
-		await sleepMs(intervalMs);
-	}
-}
-
 let base; // http://127.0.0.1:<guard>
 
 async function rest(method, pathAndQuery, body) {
-	const res = await fetch(`${base}${pathAndQuery}`, {
-		method,
-		headers: body === undefined ? {} : { "content-type": "application/json" },
-		body: body === undefined ? undefined : JSON.stringify(body),
-		signal: AbortSignal.timeout(45_000),
-	});
-	const text = await res.text();
-	let json;
-	try {
-		json = JSON.parse(text);
-	} catch {
-		json = undefined;
-	}
-	return { status: res.status, json, text };
+	return restCall(base, method, pathAndQuery, body);
 }
 
 /** A REST call that must answer 200; returns the JSON body. */
@@ -258,17 +176,6 @@ async function getActor(id) {
 	const body = await rest200("GET", `/actors${q(`&actor_ids=${id}`)}`);
 	check(Array.isArray(body.actors), `GET /actors?actor_ids: no actors array: ${JSON.stringify(body)}`);
 	return body.actors.find((a) => a.actor_id === id);
-}
-
-function deepMerge(a, b) {
-	if (!b || typeof b !== "object" || Array.isArray(b) || !a || typeof a !== "object" || Array.isArray(a)) return b;
-	const out = { ...a };
-	for (const [k, v] of Object.entries(b)) out[k] = k in a ? deepMerge(a[k], v) : v;
-	return out;
-}
-
-function cborBase64(value) {
-	return Buffer.from(cborEncode(value)).toString("base64");
 }
 
 function createBody(name, key, input) {
@@ -355,105 +262,16 @@ function watchActors(labels, since) {
 const isRunning = (a) => !!a.connectable_ts && !a.sleep_ts && !a.destroy_ts;
 const isSleeping = (a) => !!a.sleep_ts && !a.connectable_ts && !a.destroy_ts;
 
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const srv = net.createServer();
-		srv.unref();
-		srv.on("error", reject);
-		srv.listen(0, "127.0.0.1", () => {
-			const { port } = srv.address();
-			srv.close(() => resolve(port));
-		});
-	});
-}
-
-async function freePorts(n) {
-	const ports = new Set();
-	while (ports.size < n) ports.add(await freePort());
-	return [...ports];
-}
-
-function startChild(label, cmd, args, { env, cwd, logFile }) {
-	const out = fs.openSync(logFile, "a");
-	const child = spawn(cmd, args, { env, cwd, stdio: ["ignore", out, out] });
-	fs.closeSync(out);
-	// A spawn failure (e.g. missing binary) is reported through "error"; record it so the next
-	// wait fails with a clear message instead of crashing on an unhandled event.
-	child.on("error", (e) => {
-		child.spawnError = e;
-		info(`${label} failed to start: ${e.message}`);
-	});
-	children.add(child);
-	child.label = label;
-	child.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-	child.on("exit", (code, signal) => info(`${label} (pid ${child.pid}) exited code=${code} signal=${signal}`));
-	info(`started ${label} pid ${child.pid}`);
-	return child;
+function startChild(label, cmd, args, options) {
+	return procs.start(label, cmd, args, options);
 }
 
 async function stopChild(child, signal, timeoutMs) {
-	if (child.exitCode !== null || child.signalCode !== null) return 0;
-	const start = Date.now();
-	process.kill(child.pid, signal);
-	const res = await Promise.race([child.exited, sleepMs(timeoutMs).then(() => null)]);
-	if (res === null) {
-		process.kill(child.pid, "SIGKILL");
-		await child.exited;
-		fail(`${child.label} did not exit within ${timeoutMs} ms of ${signal}`);
-	}
-	children.delete(child);
-	return Date.now() - start;
+	return procs.stop(child, signal, timeoutMs);
 }
 
-/** Every process under `pid` (children, grandchildren, ...), read from /proc. */
-function descendants(pid) {
-	const parentOf = new Map();
-	for (const d of fs.readdirSync("/proc")) {
-		if (!/^\d+$/.test(d)) continue;
-		try {
-			const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-			const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-			parentOf.set(Number(d), ppid);
-		} catch {}
-	}
-	const out = [];
-	const frontier = [pid];
-	while (frontier.length) {
-		const p = frontier.pop();
-		for (const [c, pp] of parentOf) {
-			if (pp === p) {
-				out.push(c);
-				frontier.push(c);
-			}
-		}
-	}
-	return out.map((p) => {
-		let cmd = "";
-		try {
-			cmd = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ").trim();
-		} catch {}
-		return { pid: p, cmd };
-	});
-}
-
-/**
- * Processes (other than `exceptPid`) whose environment carries this run's COMPAT_EVENTS_FILE:
- * anything the host started inherits it, even if it detached from the host's process tree.
- */
 function processesWithOurEnv(exceptPid) {
-	const marker = `COMPAT_EVENTS_FILE=${eventsFile}`;
-	const out = [];
-	for (const d of fs.readdirSync("/proc")) {
-		if (!/^\d+$/.test(d) || Number(d) === exceptPid) continue;
-		try {
-			const env = fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0");
-			if (env.includes(marker)) {
-				const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim();
-				out.push({ pid: Number(d), cmd });
-			}
-		} catch {}
-	}
-	return out;
+	return processesWithEnvMarker(eventsFile, exceptPid);
 }
 
 /** Fails if the host started an engine (or the Services helper, or anything else) of its own. */
@@ -533,20 +351,14 @@ async function startEngine(label) {
 
 function startHost() {
 	hostLogIndex += 1;
-	const env = {
-		...process.env,
-		RIVET_ENDPOINT: base,
-		RIVET_NAMESPACE: NS,
-		RIVET_POOL: POOL,
-		// The npm host would otherwise start its own Services helper process.
-		RIVET_RUN_SERVICES: "0",
-		RIVETKIT_STORAGE_PATH: hostStorage,
-		COMPAT_EVENTS_FILE: eventsFile,
-		RIVET_LOG_LEVEL: process.env.RIVET_LOG_LEVEL ?? "warn",
-		...opts.hostEnv,
-	};
-	// Never let the host inherit a different engine to talk to.
-	delete env.RIVET_ENGINE;
+	const env = hostEnvironment({
+		endpoint: base,
+		namespace: NS,
+		pool: POOL,
+		storage: hostStorage,
+		eventsFile,
+		overrides: opts.hostEnv,
+	});
 	host = startChild(`host#${hostLogIndex}`, process.execPath, ["--import", "tsx", HOST_ENTRY], {
 		env,
 		cwd: compatDir,
@@ -617,23 +429,9 @@ async function main() {
 	hostStorage = path.join(tmp, "host-storage");
 	fs.mkdirSync(hostStorage);
 	ports = await freePorts(3);
-	const [guard, peer, metrics] = ports;
+	const [guard] = ports;
 	base = `http://127.0.0.1:${guard}`;
-	engineConfigPath = path.join(tmp, "engine.json");
-	fs.writeFileSync(
-		engineConfigPath,
-		JSON.stringify(
-			deepMerge(
-				{
-					guard: { port: guard },
-					api_peer: { port: peer },
-					metrics: { port: metrics },
-					file_system: { path: path.join(tmp, "engine-data") },
-				},
-				opts.extraConfig,
-			),
-		),
-	);
+	engineConfigPath = writeEngineConfig(tmp, ports, opts.extraConfig);
 	console.log(`# host ${opts.hostVersion}, engine ${opts.engineBin}, ports ${ports.join("/")}, dir ${tmp}`);
 
 	let gw; // gateway helpers (--with-gateway)
@@ -899,7 +697,7 @@ async function main() {
 		process.kill(host.pid, "SIGKILL");
 		watcher = watchActors({ [roomId]: "room1", [busyId]: "k-busy", [sleepyId]: "k-sleep" }, killAt);
 		await host.exited;
-		children.delete(host);
+		procs.children.delete(host);
 		const gone = await waitFor(
 			"the killed host's envoy to leave GET /envoys",
 			async () => !(await listEnvoys()).some((e) => e.envoy_key === oldEnvoyKey),

@@ -39,6 +39,8 @@ const STOP_THRESHOLD_MS: i64 = 1_800_000;
 const MAX_RESPONSE_PAYLOAD: u64 = 20 * 1024 * 1024;
 /// Largest frame a host may send.
 const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+/// Most events and acks applied in one transaction.
+const MAX_BURST: usize = 256;
 /// Ping interval.
 const PING_EVERY: Duration = Duration::from_secs(3);
 /// No pong for this long closes the socket.
@@ -652,7 +654,13 @@ impl Session {
                 let mut acks = Vec::new();
                 let mut pong = None;
                 let mut next = Some(first);
-                while let Some(work) = next.take().or_else(|| rx.try_recv().ok()) {
+                // Bounded bursts: one transaction for thousands of actors would hold all their
+                // writes in memory at once and delay the first of them.
+                while let Some(work) = next.take().or_else(|| {
+                    (events.len() + acks.len() < MAX_BURST)
+                        .then(|| rx.try_recv().ok())
+                        .flatten()
+                }) {
                     match work {
                         Work::Events(list) => events.extend(list),
                         Work::Acks(list) => acks.extend(list),

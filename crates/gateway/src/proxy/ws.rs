@@ -231,7 +231,10 @@ async fn tunnel(
                     // The client vanished: tell the host the socket is closed.
                     None | Some(Err(_)) => Message::Close(Some(CloseFrame { code: 1006, reason: "".into() })),
                 };
-                let closing = matches!(message, Message::Close(_));
+                let closing = match &message {
+                    Message::Close(frame) => Some(frame.clone()),
+                    _ => None,
+                };
                 if let Some(signal) = forward(message, &mut index) {
                     match signal {
                         Ok(signal) => {
@@ -240,7 +243,17 @@ async fn tunnel(
                         Err(error) => return Err((error, socket)),
                     }
                 }
-                if closing {
+                if let Some(frame) = closing {
+                    // Complete the client's close handshake with its own code (a socket dropped
+                    // without it reads as 1006 on the client).
+                    // tungstenite queues the reply when it reads the close; reading on until
+                    // the end flushes it.
+                    if socket.send(Message::Close(frame)).await.is_err() {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Some(Ok(_)) = socket.recv().await {}
+                        })
+                        .await;
+                    }
                     return Ok(());
                 }
             }

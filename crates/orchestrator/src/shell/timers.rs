@@ -30,18 +30,34 @@ impl Shell {
         mut next: watch::Receiver<Option<Timestamp>>,
         mut stop: watch::Receiver<bool>,
     ) {
+        // Consecutive scans in which something failed: the next scan waits longer, so a store
+        // that keeps failing is not hammered in a tight loop.
+        let mut failing: u32 = 0;
         loop {
             if *stop.borrow() {
                 return;
             }
+            // Forget what woke us: a timer armed from now on, even a later one than the last
+            // notice, must wake the wait below (the scan sees everything committed before).
+            self.inner.next_timer.send_replace(None);
             next.borrow_and_update();
-            let fired = match self.fire_due_timers().await {
-                Ok(fired) => fired,
+            let (fired, failed) = match self.fire_due_timers().await {
+                Ok(counts) => counts,
                 Err(error) => {
                     tracing::warn!(%error, "timer scan failed");
-                    0
+                    (0, 1)
                 }
             };
+            if failed > 0 {
+                failing = failing.saturating_add(1);
+                let pause = Duration::from_millis(50u64 << failing.min(5)).min(POLL);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
+            failing = 0;
             if fired == BATCH {
                 continue;
             }
@@ -84,8 +100,9 @@ impl Shell {
             }))
     }
 
-    /// Fires every timer due now (up to [`BATCH`]); returns how many it looked at.
-    async fn fire_due_timers(&self) -> Result<usize, DataError> {
+    /// Fires every timer due now (up to [`BATCH`]); returns how many it looked at and how many
+    /// failed.
+    async fn fire_due_timers(&self) -> Result<(usize, usize), DataError> {
         let now = now_ms();
         let space = keys::timers();
         let (begin, _) = space.range();
@@ -101,6 +118,7 @@ impl Shell {
                 }
             })
             .await?;
+        let mut failed = 0;
         for (key, _) in &rows {
             let elements = space.unpack(key)?;
             let (Some(Element::Int(due)), Some(actor)) =
@@ -110,9 +128,10 @@ impl Shell {
             };
             if let Err(error) = self.fire_timer(*due, actor).await {
                 tracing::warn!(%error, %actor, "timer failed");
+                failed += 1;
             }
         }
-        Ok(rows.len())
+        Ok((rows.len(), failed))
     }
 
     async fn fire_timer(&self, due: Timestamp, actor: Id) -> Result<(), DataError> {
