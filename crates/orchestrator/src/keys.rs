@@ -83,3 +83,9 @@ pub(crate) fn pool_protocol(ns: Id, pool: &str) -> Vec<u8> {
 pub(crate) fn id_at(elements: &[tuple::Element], at: usize) -> Option<Id> {
     Id::from_elements(elements.get(at)?, elements.get(at + 1)?)
 }
+
+/// `("actor_hws", id, gateway_id, request_id)` → empty: the actor's hibernating WebSockets,
+/// restored by the next StartActor (`hibernatingRequests`).
+pub(crate) fn hibernating(id: Id) -> Subspace {
+    Subspace::new(&("actor_hws", id))
+}

@@ -7,6 +7,7 @@ pub mod actor_sqlite;
 pub mod allocation;
 pub mod envoy;
 pub mod error;
+pub mod hibernation;
 pub mod id;
 mod keys;
 pub mod lifecycle;

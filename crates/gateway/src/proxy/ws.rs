@@ -140,10 +140,10 @@ async fn tunnel(
     let mut early: Vec<Message> = Vec::new();
     let deadline = tokio::time::sleep(OPEN_TIMEOUT);
     tokio::pin!(deadline);
-    loop {
+    let can_hibernate = loop {
         tokio::select! {
             answer = inbox.recv() => match answer {
-                Some(proto::ToRivetTunnelMessageKind::WebSocketOpen(_)) => break,
+                Some(proto::ToRivetTunnelMessageKind::WebSocketOpen(open)) => break open.can_hibernate,
                 Some(proto::ToRivetTunnelMessageKind::WebSocketClose(_)) | None => {
                     return Err((GatewayError::websocket_closed_before_open(), socket));
                 }
@@ -166,98 +166,276 @@ async fn tunnel(
                 return Err((GatewayError::websocket_closed_before_open(), socket));
             }
         }
+    };
+
+    let mut socket_state = Hibernatable {
+        gateway,
+        actor,
+        gateway_id: gateway.inner.gateway_id,
+        request_id: guard.request_id,
+        can_hibernate,
+        unacked: std::collections::VecDeque::new(),
+        unacked_bytes: 0,
+        hibernating: false,
+        subject,
+    };
+    if can_hibernate {
+        socket_state.record(true).await;
+    }
+    let result = socket_state
+        .run(&mut socket, &mut inbox, &mut index, early)
+        .await;
+    if can_hibernate {
+        socket_state.record(false).await;
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err((error, socket)),
+    }
+}
+
+/// Most client messages kept for re-delivery while the host has not acknowledged them.
+const MAX_UNACKED: usize = 1024;
+/// Most bytes kept for re-delivery.
+const MAX_UNACKED_BYTES: usize = 8 * 1024 * 1024;
+
+/// One tunnelled WebSocket after the host accepted it. With `can_hibernate`, client messages are
+/// kept until the host acknowledges them, and when the host goes away (it closes with
+/// `hibernate`, or its socket dies) the client's socket stays open: its next message wakes the
+/// actor, whose StartActor lists this socket, and the unacknowledged messages are re-sent there
+/// with their original indexes (envoy-protocol.md §9.6).
+struct Hibernatable<'a> {
+    gateway: &'a Gateway,
+    actor: Id,
+    gateway_id: [u8; 4],
+    request_id: [u8; 4],
+    can_hibernate: bool,
+    unacked: std::collections::VecDeque<(u16, proto::WebSocketMessage)>,
+    unacked_bytes: usize,
+    hibernating: bool,
+    subject: String,
+}
+
+impl Hibernatable<'_> {
+    /// Adds or removes this socket from the actor's hibernating sockets.
+    async fn record(&self, open: bool) {
+        let (actor, gateway_id, request_id) = (self.actor, self.gateway_id, self.request_id);
+        let result = self
+            .gateway
+            .shell()
+            .db()
+            .txn(|tx| async move {
+                if open {
+                    rivet_orchestrator::hibernation::add(&tx, actor, gateway_id, request_id)
+                } else {
+                    rivet_orchestrator::hibernation::remove(&tx, actor, gateway_id, request_id);
+                    Ok(())
+                }
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, %actor, "cannot record a hibernatable socket");
+        }
     }
 
-    let forward = |message: Message, index: &mut u16| -> Option<Result<Bytes, GatewayError>> {
-        let kind = match message {
+    async fn publish(
+        &self,
+        index: &mut u16,
+        kind: proto::ToEnvoyTunnelMessageKind,
+    ) -> Result<(), GatewayError> {
+        let signal = envoy_message(self.gateway, self.request_id, index, kind)?;
+        let _ = self
+            .gateway
+            .shell()
+            .bus()
+            .publish(&self.subject, signal)
+            .await;
+        Ok(())
+    }
+
+    /// Sends a client message to the host, keeping it until acknowledged when hibernatable.
+    async fn send_message(
+        &mut self,
+        index: &mut u16,
+        message: proto::WebSocketMessage,
+    ) -> Result<(), GatewayError> {
+        if self.can_hibernate {
+            self.unacked_bytes += message.data.len();
+            self.unacked.push_back((*index, message.clone()));
+            if self.unacked.len() > MAX_UNACKED || self.unacked_bytes > MAX_UNACKED_BYTES {
+                return Err(GatewayError::internal_error(
+                    "too many client messages not acknowledged by the actor",
+                ));
+            }
+        }
+        if self.hibernating {
+            return self.wake().await;
+        }
+        self.publish(
+            index,
+            proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
+        )
+        .await
+    }
+
+    /// Wakes the actor (its StartActor restores this socket) and re-sends what it has not
+    /// acknowledged, with the original indexes.
+    async fn wake(&mut self) -> Result<(), GatewayError> {
+        let to = ready(self.gateway, self.actor, false).await?;
+        self.subject = host_subject(to.namespace, &to.host);
+        self.hibernating = false;
+        let pending: Vec<(u16, proto::WebSocketMessage)> = self.unacked.iter().cloned().collect();
+        for (mut at, message) in pending {
+            self.publish(
+                &mut at,
+                proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The actor's host sent something while we thought it asleep: it woke elsewhere and
+    /// restored this socket; learn where.
+    async fn restored(&mut self) {
+        if let Ok(to) = ready(self.gateway, self.actor, true).await {
+            self.subject = host_subject(to.namespace, &to.host);
+            self.hibernating = false;
+        }
+    }
+
+    fn acked(&mut self, index: u16) {
+        // Indexes wrap at 65536: an entry is acknowledged when it is at most `index`, counting
+        // back less than half the range.
+        while let Some((at, message)) = self.unacked.front() {
+            if index.wrapping_sub(*at) < u16::MAX / 2 {
+                self.unacked_bytes -= message.data.len();
+                self.unacked.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        socket: &mut WebSocket,
+        inbox: &mut tokio::sync::mpsc::UnboundedReceiver<proto::ToRivetTunnelMessageKind>,
+        index: &mut u16,
+        early: Vec<Message>,
+    ) -> Result<(), GatewayError> {
+        for message in early {
+            if let Some(done) = self
+                .on_client_frame(socket, index, Some(Ok(message)))
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        loop {
+            tokio::select! {
+                answer = inbox.recv() => {
+                    let Some(answer) = answer else { return Ok(()) };
+                    if self.hibernating {
+                        self.restored().await;
+                    }
+                    match answer {
+                        proto::ToRivetTunnelMessageKind::WebSocketMessage(m) => {
+                            let message = if m.binary {
+                                Message::Binary(Bytes::from(m.data))
+                            } else {
+                                match String::from_utf8(m.data) {
+                                    Ok(text) => Message::Text(text.into()),
+                                    Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
+                                }
+                            };
+                            if socket.send(message).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        proto::ToRivetTunnelMessageKind::WebSocketMessageAck(ack) => self.acked(ack.index),
+                        proto::ToRivetTunnelMessageKind::WebSocketClose(c) => {
+                            let host_gone = c.reason.as_deref() == Some(super::HOST_GONE);
+                            if self.can_hibernate && (c.hibernate || host_gone) {
+                                tracing::debug!(actor = %self.actor, "client socket hibernating");
+                                self.hibernating = true;
+                                continue;
+                            }
+                            let _ = socket
+                                .send(Message::Close(Some(CloseFrame {
+                                    code: c.code.unwrap_or(1000),
+                                    reason: c.reason.unwrap_or_default().into(),
+                                })))
+                                .await;
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                }
+                frame = socket.recv() => {
+                    if self.on_client_frame(socket, index, frame).await?.is_some() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one client frame; `Some(())` when the socket is finished.
+    async fn on_client_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        index: &mut u16,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Result<Option<()>, GatewayError> {
+        let message = match frame {
+            Some(Ok(message)) => message,
+            // The client vanished: tell the host the socket is closed.
+            None | Some(Err(_)) => Message::Close(Some(CloseFrame {
+                code: 1006,
+                reason: "".into(),
+            })),
+        };
+        match message {
             Message::Text(text) => {
-                proto::ToEnvoyTunnelMessageKind::WebSocketMessage(proto::WebSocketMessage {
+                let message = proto::WebSocketMessage {
                     data: text.as_bytes().to_vec(),
                     binary: false,
-                })
+                };
+                self.send_message(index, message).await?;
             }
             Message::Binary(data) => {
-                proto::ToEnvoyTunnelMessageKind::WebSocketMessage(proto::WebSocketMessage {
+                let message = proto::WebSocketMessage {
                     data: data.to_vec(),
                     binary: true,
-                })
+                };
+                self.send_message(index, message).await?;
             }
             Message::Close(frame) => {
-                proto::ToEnvoyTunnelMessageKind::WebSocketClose(proto::ToEnvoyWebSocketClose {
-                    code: frame.as_ref().map(|f| f.code),
-                    reason: frame.map(|f| f.reason.to_string()),
-                })
-            }
-            Message::Ping(_) | Message::Pong(_) => return None,
-        };
-        Some(envoy_message(gateway, guard.request_id, index, kind))
-    };
-    for message in early {
-        if let Some(signal) = forward(message, &mut index) {
-            match signal {
-                Ok(signal) => {
-                    let _ = bus.publish(&subject, signal).await;
-                }
-                Err(error) => return Err((error, socket)),
-            }
-        }
-    }
-    loop {
-        tokio::select! {
-            answer = inbox.recv() => match answer {
-                Some(proto::ToRivetTunnelMessageKind::WebSocketMessage(m)) => {
-                    let message = if m.binary {
-                        Message::Binary(Bytes::from(m.data))
-                    } else {
-                        match String::from_utf8(m.data) {
-                            Ok(text) => Message::Text(text.into()),
-                            Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
-                        }
+                if !self.hibernating {
+                    let close = proto::ToEnvoyWebSocketClose {
+                        code: frame.as_ref().map(|f| f.code),
+                        reason: frame.as_ref().map(|f| f.reason.to_string()),
                     };
-                    if socket.send(message).await.is_err() {
-                        break;
-                    }
+                    self.publish(
+                        index,
+                        proto::ToEnvoyTunnelMessageKind::WebSocketClose(close),
+                    )
+                    .await?;
                 }
-                Some(proto::ToRivetTunnelMessageKind::WebSocketClose(c)) => {
-                    close(socket, c.code.unwrap_or(1000), c.reason.unwrap_or_default()).await;
-                    return Ok(());
+                // Complete the client's close handshake with its own code (a socket dropped
+                // without it reads as 1006 on the client); tungstenite queues the reply when it
+                // reads the close, and reading on until the end flushes it.
+                if socket.send(Message::Close(frame)).await.is_err() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        while let Some(Ok(_)) = socket.recv().await {}
+                    })
+                    .await;
                 }
-                Some(_) => {}
-                None => break,
-            },
-            frame = socket.recv() => {
-                let message = match frame {
-                    Some(Ok(message)) => message,
-                    // The client vanished: tell the host the socket is closed.
-                    None | Some(Err(_)) => Message::Close(Some(CloseFrame { code: 1006, reason: "".into() })),
-                };
-                let closing = match &message {
-                    Message::Close(frame) => Some(frame.clone()),
-                    _ => None,
-                };
-                if let Some(signal) = forward(message, &mut index) {
-                    match signal {
-                        Ok(signal) => {
-                            let _ = bus.publish(&subject, signal).await;
-                        }
-                        Err(error) => return Err((error, socket)),
-                    }
-                }
-                if let Some(frame) = closing {
-                    // Complete the client's close handshake with its own code (a socket dropped
-                    // without it reads as 1006 on the client).
-                    // tungstenite queues the reply when it reads the close; reading on until
-                    // the end flushes it.
-                    if socket.send(Message::Close(frame)).await.is_err() {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                            while let Some(Ok(_)) = socket.recv().await {}
-                        })
-                        .await;
-                    }
-                    return Ok(());
-                }
+                return Ok(Some(()));
             }
+            Message::Ping(_) | Message::Pong(_) => {}
         }
+        Ok(None)
     }
-    Ok(())
 }

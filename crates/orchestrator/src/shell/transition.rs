@@ -251,7 +251,10 @@ impl Shell {
                         input_bytes = Some(actor::load_input(tx, actor).await?);
                     }
                     let input = input_bytes.as_ref().and_then(|i| i.as_deref());
-                    let wire = command_to_wire(meta, input, generation, index, &command);
+                    let mut wire = command_to_wire(meta, input, generation, index, &command);
+                    if let proto::Command::StartActor(start) = &mut wire.inner {
+                        start.hibernating_requests = crate::hibernation::list(tx, actor).await?;
+                    }
                     if host.is_serverless() {
                         // Nothing listens on a stand-in: a start becomes the `/start` request;
                         // a stop before the host adopted the actor has nobody to reach.
@@ -290,7 +293,10 @@ impl Shell {
                     after.push_command(ns, &host.0, wire);
                 }
                 Effect::ReleaseWaiters { outcome } => after.releases.push((actor, outcome)),
-                Effect::DeleteActorData => crate::actor_data::delete_actor_data(tx, &actor).await?,
+                Effect::DeleteActorData => {
+                    crate::actor_data::delete_actor_data(tx, &actor).await?;
+                    crate::hibernation::clear(tx, actor);
+                }
                 Effect::ClearKeyIndex => actor::clear_key(tx, meta, actor).await?,
             }
         }
