@@ -176,6 +176,7 @@ async fn tunnel(
         can_hibernate,
         unacked: std::collections::VecDeque::new(),
         unacked_bytes: 0,
+        waiting_since: None,
         hibernating: false,
         subject,
     };
@@ -194,6 +195,8 @@ async fn tunnel(
     }
 }
 
+/// How long a hibernatable socket's message may stay unacknowledged (§9.6).
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most client messages kept for re-delivery while the host has not acknowledged them.
 const MAX_UNACKED: usize = 1024;
 /// Most bytes kept for re-delivery.
@@ -212,6 +215,8 @@ struct Hibernatable<'a> {
     can_hibernate: bool,
     unacked: std::collections::VecDeque<(u16, proto::WebSocketMessage)>,
     unacked_bytes: usize,
+    /// When the oldest unacknowledged message was last sent to a host.
+    waiting_since: Option<tokio::time::Instant>,
     hibernating: bool,
     subject: String,
 }
@@ -285,6 +290,7 @@ impl Hibernatable<'_> {
         self.subject = host_subject(to.namespace, &to.host);
         self.hibernating = false;
         let pending: Vec<(u16, proto::WebSocketMessage)> = self.unacked.iter().cloned().collect();
+        self.waiting_since = (!pending.is_empty()).then(tokio::time::Instant::now);
         for (mut at, message) in pending {
             self.publish(
                 &mut at,
@@ -315,6 +321,8 @@ impl Hibernatable<'_> {
                 break;
             }
         }
+        // The clock restarts for what is left: the host is answering.
+        self.waiting_since = (!self.unacked.is_empty()).then(tokio::time::Instant::now);
     }
 
     async fn run(
@@ -333,7 +341,25 @@ impl Hibernatable<'_> {
             }
         }
         loop {
+            let ack_deadline = self.waiting_since.map(|at| at + ACK_TIMEOUT);
             tokio::select! {
+                // A host that does not acknowledge a hibernatable socket's messages for 30 s has
+                // lost them (it restarted without restoring the socket): the client is closed
+                // so that it reconnects and re-sends, as the reference does.
+                _ = async {
+                    match ack_deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    tracing::info!(actor = %self.actor, unacked = self.unacked.len(), "closing a hibernatable socket whose messages were not acknowledged");
+                    return Err(GatewayError::new(
+                        "guard",
+                        "websocket_garbage_collected",
+                        "WebSocket messages were not acknowledged by the actor in time.",
+                        502,
+                    ));
+                }
                 answer = inbox.recv() => {
                     let Some(answer) = answer else { return Ok(()) };
                     if self.hibernating {
@@ -359,6 +385,8 @@ impl Hibernatable<'_> {
                             if self.can_hibernate && (c.hibernate || host_gone) {
                                 tracing::debug!(actor = %self.actor, "client socket hibernating");
                                 self.hibernating = true;
+                                // Nobody can acknowledge while the actor sleeps.
+                                self.waiting_since = None;
                                 continue;
                             }
                             let _ = socket
