@@ -166,6 +166,37 @@ async fn an_actor_created_on_one_node_runs_on_a_host_of_the_other() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A gateway request to node A is tunnelled to the host on node B (over NATS) and back.
+    let host = std::sync::Arc::new(host);
+    let server = host.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(message) = server.next_tunnel_message(WAIT).await {
+            if let rivet_envoy_protocol::ToEnvoyTunnelMessageKind::RequestStart(start) =
+                message.message_kind
+            {
+                let answer = rivet_envoy_protocol::ToRivet::TunnelMessage(
+                    rivet_envoy_protocol::ToRivetTunnelMessage {
+                        message_id: message.message_id,
+                        message_kind: rivet_envoy_protocol::ToRivetTunnelMessageKind::ResponseStart(
+                            rivet_envoy_protocol::ToRivetResponseStart {
+                                status: 200,
+                                headers: Default::default(),
+                                body: Some(format!("via B: {}", start.path).into_bytes()),
+                                stream: false,
+                            },
+                        ),
+                    },
+                );
+                let _ = server.send_raw(answer).await;
+                return;
+            }
+        }
+    });
+    let response = send(a.guard, "GET", &format!("/gateway/{id}/hello?x=1"), &[], "").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body, "via B: /hello?x=1");
+    answering.await.unwrap();
+
     // A sleep asked of node A reaches the host through node B.
     let response = send(
         a.guard,
@@ -183,7 +214,6 @@ async fn an_actor_created_on_one_node_runs_on_a_host_of_the_other() {
             break;
         }
     }
-    drop(host);
     drop(a);
     drop(b);
     database.drop_it().await;
