@@ -258,3 +258,47 @@ async fn a_host_dying_mid_request_fails_the_request_at_once_without_replaying_it
     );
     let _ = Behaviour::default();
 }
+
+#[tokio::test]
+async fn a_get_or_create_after_destroy_makes_a_new_actor_despite_the_resolution_cache() {
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    let host = Arc::new(
+        TestHost::connect(HostOptions::new(format!("http://{addr}"), "default"))
+            .await
+            .unwrap(),
+    );
+    let _server = serve_http(host.clone());
+    let url = "/gateway/counter?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=cached";
+    let first = send(addr, "GET", url, &[], "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let id = first.body.split(':').next().unwrap().to_string();
+    let again = send(addr, "GET", url, &[], "").await;
+    assert!(again.body.starts_with(&id));
+    let deleted = send(
+        addr,
+        "DELETE",
+        &format!("/actors/{id}?namespace=default"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = send(addr, "GET", url, &[], "").await;
+        if response.status == 200 && !response.body.starts_with(&id) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            response.status,
+            response.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And get (no create) of the old one is not found once destroyed.
+    let get = send(addr, "GET", &format!("/gateway/{id}/"), &[], "").await;
+    assert_error(&get, 404, "actor.not_found");
+}

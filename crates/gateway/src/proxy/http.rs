@@ -17,7 +17,7 @@ use rivet_envoy_protocol::{self as proto, Headers};
 use rivet_orchestrator::id::Id;
 use rivet_orchestrator::shell::{host_subject, tunnel_signal};
 
-use super::resolve::{ready, resolve};
+use super::resolve::locate;
 use super::{error_response, Gateway, MAX_REQUEST_BODY};
 use crate::{GatewayError, Target};
 
@@ -51,7 +51,6 @@ async fn serve_inner(
     let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
         .await
         .map_err(|_| GatewayError::invalid_request_body())?;
-    let actor = resolve(gateway, target).await?;
     let mut headers: Headers = Headers::new();
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
@@ -70,7 +69,7 @@ async fn serve_inner(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let to = ready(gateway, actor, target.skip_ready_wait).await?;
+        let (actor, to) = locate(gateway, target).await?;
         tracing::trace!(%actor, host = %to.host, generation = to.generation, attempt, "tunnelling request");
         let start = proto::ToEnvoyRequestStart {
             actor_id: actor.to_string(),

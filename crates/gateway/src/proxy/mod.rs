@@ -29,6 +29,9 @@ use crate::{GatewayError, RequestParts, Route};
 /// Largest request body forwarded to an actor (engine-api.md §10.1).
 pub const MAX_REQUEST_BODY: usize = 20 * 1024 * 1024;
 
+/// Most name/key resolutions remembered.
+const RESOLVED_CACHE: usize = 100_000;
+
 /// The request's ray id, inserted into request extensions by the engine's ray-id middleware.
 #[derive(Debug, Clone, Copy)]
 pub struct Ray(pub Id);
@@ -45,6 +48,10 @@ struct Inner {
     shell: Shell,
     gateway_id: [u8; 4],
     inboxes: Mutex<HashMap<[u8; 4], Inbox>>,
+    /// Resolved (namespace, name, key) → actor, so the npm client's per-call query-form URLs
+    /// cost a map lookup (PERFORMANCE-NOTES.md). Entries are only hints: the actor's record is
+    /// read on every request anyway, and a destroyed one drops its entry and resolves again.
+    resolved: Mutex<HashMap<(String, String, String), Id>>,
 }
 
 impl Gateway {
@@ -57,6 +64,7 @@ impl Gateway {
                 shell,
                 gateway_id,
                 inboxes: Mutex::new(HashMap::new()),
+                resolved: Mutex::new(HashMap::new()),
             }),
         };
         let dispatcher = gateway.clone();
@@ -71,6 +79,26 @@ impl Gateway {
     /// The orchestrator.
     pub fn shell(&self) -> &Shell {
         &self.inner.shell
+    }
+
+    fn cached(&self, key: &(String, String, String)) -> Option<Id> {
+        self.inner.resolved.lock().ok()?.get(key).copied()
+    }
+
+    fn remember(&self, key: (String, String, String), actor: Id) {
+        if let Ok(mut resolved) = self.inner.resolved.lock() {
+            // A bound on memory: a gateway serving more keys than this simply forgets them all.
+            if resolved.len() >= RESOLVED_CACHE {
+                resolved.clear();
+            }
+            resolved.insert(key, actor);
+        }
+    }
+
+    fn forget(&self, key: &(String, String, String)) {
+        if let Ok(mut resolved) = self.inner.resolved.lock() {
+            resolved.remove(key);
+        }
     }
 
     fn dispatch(&self, payload: &[u8]) {

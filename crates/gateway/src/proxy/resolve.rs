@@ -35,8 +35,13 @@ fn internal(error: DataError) -> GatewayError {
     }
 }
 
-/// The actor id a target names, creating the actor for getOrCreate.
-pub(crate) async fn resolve(gateway: &Gateway, target: &Target) -> Result<Id, GatewayError> {
+/// The actor id a target names, creating the actor for getOrCreate. `fresh` bypasses the
+/// resolution cache (after the cached actor turned out destroyed).
+pub(crate) async fn resolve(
+    gateway: &Gateway,
+    target: &Target,
+    fresh: bool,
+) -> Result<Id, GatewayError> {
     let (namespace, name, key, method) = match &target.actor {
         ActorRef::Id(id) => return Ok(*id),
         ActorRef::Query {
@@ -46,6 +51,50 @@ pub(crate) async fn resolve(gateway: &Gateway, target: &Target) -> Result<Id, Ga
             method,
         } => (namespace, name, key, method),
     };
+    let cache_key = (namespace.clone(), name.clone(), key.clone());
+    if fresh {
+        gateway.forget(&cache_key);
+    } else if let Some(actor) = gateway.cached(&cache_key) {
+        return Ok(actor);
+    }
+    let actor = resolve_uncached(gateway, namespace, name, key, method).await?;
+    gateway.remember(cache_key, actor);
+    Ok(actor)
+}
+
+/// Resolves and readies a target: the actor and where it runs. A cached name/key resolution
+/// whose actor is gone is resolved once more from the store.
+pub(crate) async fn locate(
+    gateway: &Gateway,
+    target: &Target,
+) -> Result<(Id, Ready), GatewayError> {
+    let actor = resolve(gateway, target, false).await?;
+    match ready(gateway, actor, target.skip_ready_wait).await {
+        Ok(to) => Ok((actor, to)),
+        Err(error) if stale(target, &error) => {
+            let actor = resolve(gateway, target, true).await?;
+            let to = ready(gateway, actor, target.skip_ready_wait).await?;
+            Ok((actor, to))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether a routing error means the (cached) actor is gone and a query target should be
+/// resolved again.
+fn stale(target: &Target, error: &GatewayError) -> bool {
+    matches!(target.actor, ActorRef::Query { .. })
+        && error.group == "actor"
+        && (error.code == "not_found" || error.code == "destroyed_while_waiting_for_ready")
+}
+
+async fn resolve_uncached(
+    gateway: &Gateway,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    method: &QueryMethod,
+) -> Result<Id, GatewayError> {
     let shell = gateway.shell();
     let work = async {
         let ns = namespace::get_by_name(shell.db(), namespace)
@@ -69,8 +118,8 @@ pub(crate) async fn resolve(gateway: &Gateway, target: &Target) -> Result<Id, Ga
                 crash_policy: _,
             } => {
                 let request = CreateRequest {
-                    name: name.clone(),
-                    key: Some(key.clone()),
+                    name: name.to_string(),
+                    key: Some(key.to_string()),
                     input: input.clone(),
                     pool: pool.clone(),
                     datacenter: region.clone(),
@@ -113,6 +162,14 @@ pub(crate) async fn ready(
         return Err(GatewayError::actor_not_found());
     }
     let namespace = meta.namespace().map_err(internal)?;
+    // Running on a connected host: no wake needed.
+    if let Some((host, generation)) = record.ready_target() {
+        return Ok(Ready {
+            namespace,
+            host: host.0,
+            generation,
+        });
+    }
     if skip_ready_wait {
         let assigned = record
             .phase

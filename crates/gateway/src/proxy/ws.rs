@@ -12,7 +12,7 @@ use rivet_envoy_protocol::{self as proto, Headers};
 use rivet_orchestrator::id::Id;
 use rivet_orchestrator::shell::{host_subject, tunnel_signal};
 
-use super::resolve::{ready, resolve};
+use super::resolve::{locate, ready};
 use super::Gateway;
 use crate::{GatewayError, Target};
 
@@ -110,12 +110,8 @@ async fn tunnel(
     headers: Headers,
     mut socket: WebSocket,
 ) -> Result<(), (GatewayError, WebSocket)> {
-    let actor = match resolve(gateway, target).await {
-        Ok(actor) => actor,
-        Err(error) => return Err((error, socket)),
-    };
-    let to = match ready(gateway, actor, target.skip_ready_wait).await {
-        Ok(to) => to,
+    let (actor, to) = match locate(gateway, target).await {
+        Ok(located) => located,
         Err(error) => return Err((error, socket)),
     };
     let bus = gateway.shell().bus().clone();
