@@ -618,7 +618,13 @@ async fn bad_connect_requests_are_closed_with_the_reference_codes() {
     let raw = |query: &str| {
         let url = format!("ws://{}/envoys/connect?{query}", t.addr());
         async move {
-            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            // Real hosts offer `rivet`; the engine answers it on every upgrade.
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = url.into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", "rivet".parse().unwrap());
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
             use futures::StreamExt;
             loop {
                 match socket.next().await {

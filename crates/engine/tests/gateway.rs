@@ -302,3 +302,36 @@ async fn a_get_or_create_after_destroy_makes_a_new_actor_despite_the_resolution_
     let get = send(addr, "GET", &format!("/gateway/{id}/"), &[], "").await;
     assert_error(&get, 404, "actor.not_found");
 }
+
+#[tokio::test]
+async fn websocket_upgrades_always_answer_the_rivet_subprotocol_and_report_errors_as_close_frames()
+{
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    let unknown = rivet_orchestrator::id::Id::new(1).to_string();
+    // A raw upgrade that offers no subprotocol (the test client would add `Connection: close`).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /gateway/{unknown}/socket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let head = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("sec-websocket-protocol: rivet"), "{head}");
+    // The close frame carries code 1011 and `actor.not_found#<ray>`.
+    assert!(text.contains("actor.not_found#"), "{text:?}");
+}

@@ -70,15 +70,17 @@ pub async fn connect(
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_string())
         .collect();
-    upgrade
-        .protocols(["rivet"])
-        .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            match validate(&state, raw.as_deref(), &offered).await {
-                Ok(params) => Session::run(state, params, ray, socket).await,
-                Err(code) => close(socket, 1011, &format!("{code}#{ray}")).await,
-            }
-        })
+    rivet_gateway::proxy::answer_rivet(
+        upgrade
+            .protocols(["rivet"])
+            .max_message_size(MAX_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                match validate(&state, raw.as_deref(), &offered).await {
+                    Ok(params) => Session::run(state, params, ray, socket).await,
+                    Err(code) => close(socket, 1011, &format!("{code}#{ray}")).await,
+                }
+            }),
+    )
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {

@@ -11,6 +11,7 @@ mod resolve;
 mod ws;
 
 pub use http::HOST_GONE;
+pub use ws::answer_rivet;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

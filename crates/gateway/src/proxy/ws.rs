@@ -48,9 +48,23 @@ pub(crate) async fn refuse(request: Request, error: GatewayError, ray: Id) -> Re
         Err(response) => return response,
     };
     let reason = error.close_reason(&ray.to_string());
-    upgrade
-        .protocols(["rivet"])
-        .on_upgrade(move |socket| close(socket, crate::error::CLOSE_CODE_ERROR, reason))
+    answer_rivet(
+        upgrade
+            .protocols(["rivet"])
+            .on_upgrade(move |socket| close(socket, crate::error::CLOSE_CODE_ERROR, reason)),
+    )
+}
+
+/// The reference answers `Sec-WebSocket-Protocol: rivet` on every upgrade, whether or not the
+/// client offered it (engine-api.md §10.2); axum only echoes offered protocols.
+pub fn answer_rivet(mut response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .entry(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .or_insert(axum::http::HeaderValue::from_static("rivet"));
+    }
+    response
 }
 
 pub(crate) async fn serve(gateway: Gateway, target: Target, request: Request, ray: Id) -> Response {
@@ -71,19 +85,21 @@ pub(crate) async fn serve(gateway: Gateway, target: Target, request: Request, ra
         }
     }
     forwarded.insert("x-rivet-ray-id".into(), ray.to_string());
-    upgrade
-        .protocols(["rivet"])
-        .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            if let Err((error, socket)) = tunnel(&gateway, &target, forwarded, socket).await {
-                close(
-                    socket,
-                    crate::error::CLOSE_CODE_ERROR,
-                    error.close_reason(&ray.to_string()),
-                )
-                .await;
-            }
-        })
+    answer_rivet(
+        upgrade
+            .protocols(["rivet"])
+            .max_message_size(MAX_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                if let Err((error, socket)) = tunnel(&gateway, &target, forwarded, socket).await {
+                    close(
+                        socket,
+                        crate::error::CLOSE_CODE_ERROR,
+                        error.close_reason(&ray.to_string()),
+                    )
+                    .await;
+                }
+            }),
+    )
 }
 
 fn envoy_message(
