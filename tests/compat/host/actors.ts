@@ -216,7 +216,23 @@ export function buildActors(rk: Rk) {
 		},
 	});
 
-	return { counter, chatRoom, alarmer, rawEcho, sleepy };
+	// For bench/gateway/bench.mjs: `ping` does nothing (the round trip is all engine and host
+	// plumbing) and `broadcast` fans one `tick` event out to every connection of the actor.
+	const bench = rk.actor({
+		state: {},
+		events: {
+			tick: rk.event<number>(),
+		},
+		actions: {
+			ping: () => null,
+			broadcast: (c: any, seq: number) => {
+				c.broadcast("tick", seq);
+				return seq;
+			},
+		},
+	});
+
+	return { counter, chatRoom, alarmer, rawEcho, sleepy, bench };
 }
 
 async function arm(c: any): Promise<void> {
