@@ -12,11 +12,19 @@ const VERSION: u8 = 1;
 const LEN: usize = 30;
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-/// A parsed id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A parsed id. It carries its text form: ids are printed on hot paths (ray ids, bus subjects,
+/// every tunnelled request), and the base-36 conversion is a 19-byte division per digit.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id {
     uuid: [u8; 16],
     label: u16,
+    text: [u8; LEN],
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({self})")
+    }
 }
 
 /// Why a string is not an id.
@@ -43,12 +51,16 @@ impl Id {
         // RFC 4122 version 4, variant 1.
         uuid[6] = (uuid[6] & 0x0f) | 0x40;
         uuid[8] = (uuid[8] & 0x3f) | 0x80;
-        Id { uuid, label }
+        Id::from_parts(uuid, label)
     }
 
     /// An id from its parts.
     pub fn from_parts(uuid: [u8; 16], label: u16) -> Id {
-        Id { uuid, label }
+        Id {
+            uuid,
+            label,
+            text: encode(uuid, label),
+        }
     }
 
     /// The 16 UUID bytes.
@@ -59,14 +71,6 @@ impl Id {
     /// The datacenter label.
     pub fn label(&self) -> u16 {
         self.label
-    }
-
-    fn to_bytes(self) -> [u8; 19] {
-        let mut bytes = [0u8; 19];
-        bytes[0] = VERSION;
-        bytes[1..17].copy_from_slice(&self.uuid);
-        bytes[17..19].copy_from_slice(&self.label.to_be_bytes());
-        bytes
     }
 }
 
@@ -86,31 +90,38 @@ impl Id {
     ) -> Option<Id> {
         use rivet_store::tuple::Element;
         match (uuid, label) {
-            (Element::Id(uuid), Element::Int(label)) => Some(Id {
-                uuid: *uuid,
-                label: u16::try_from(*label).ok()?,
-            }),
+            (Element::Id(uuid), Element::Int(label)) => {
+                Some(Id::from_parts(*uuid, u16::try_from(*label).ok()?))
+            }
             _ => None,
         }
     }
 }
 
+/// The 30-character text of an id: the little-endian 152-bit number of its 19 bytes in base
+/// 36, least significant digit first (repeated division by 36).
+fn encode(uuid: [u8; 16], label: u16) -> [u8; LEN] {
+    let mut n = [0u8; 19];
+    n[0] = VERSION;
+    n[1..17].copy_from_slice(&uuid);
+    n[17..19].copy_from_slice(&label.to_be_bytes());
+    let mut out = [b'0'; LEN];
+    for digit in out.iter_mut() {
+        let mut rem: u32 = 0;
+        for byte in n.iter_mut().rev() {
+            let acc = (rem << 8) | u32::from(*byte);
+            *byte = (acc / 36) as u8;
+            rem = acc % 36;
+        }
+        *digit = DIGITS[rem as usize];
+    }
+    out
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Repeated division of the little-endian 152-bit number by 36.
-        let mut n = self.to_bytes();
-        let mut out = [b'0'; LEN];
-        for digit in out.iter_mut() {
-            let mut rem: u32 = 0;
-            for byte in n.iter_mut().rev() {
-                let acc = (rem << 8) | u32::from(*byte);
-                *byte = (acc / 36) as u8;
-                rem = acc % 36;
-            }
-            *digit = DIGITS[rem as usize];
-        }
-        // Every byte of `out` is an ASCII digit or letter.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        // Every byte of `text` is an ASCII digit or letter.
+        f.write_str(std::str::from_utf8(&self.text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -140,10 +151,7 @@ impl FromStr for Id {
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&n[1..17]);
-        Ok(Id {
-            uuid,
-            label: u16::from_be_bytes([n[17], n[18]]),
-        })
+        Ok(Id::from_parts(uuid, u16::from_be_bytes([n[17], n[18]])))
     }
 }
 
