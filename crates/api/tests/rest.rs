@@ -1,55 +1,12 @@
 //! The REST routes through real HTTP against a real engine (memory or file_system store).
 
-use std::net::SocketAddr;
+mod common;
+
+use common::{memory_engine, with_json, ErrorBody, JSON};
 
 use rivet_engine::Engine;
-use rivet_test_support::{engine_config as config, get, send, Response};
-use serde_json::{json, Value};
-
-/// Assertions on the reference's error bodies.
-trait ErrorBody {
-    /// Asserts an error response's status, group and code; returns the body.
-    fn error(&self, status: u16, group: &str, code: &str) -> Value;
-    /// Asserts a `400 api.bad_request` and returns its `metadata.reason`.
-    fn reason(&self) -> String;
-}
-
-impl ErrorBody for Response {
-    fn error(&self, status: u16, group: &str, code: &str) -> Value {
-        assert_eq!(self.status, status, "{}", self.body);
-        let body = self.json();
-        assert_eq!(body["group"], group, "{body}");
-        assert_eq!(body["code"], code, "{body}");
-        assert!(self
-            .header("content-type")
-            .unwrap()
-            .starts_with("application/json"));
-        body
-    }
-
-    fn reason(&self) -> String {
-        let body = self.error(400, "api", "bad_request");
-        let reason = body["metadata"]["reason"].as_str().unwrap().to_string();
-        assert_eq!(body["message"], format!("Request is invalid: {reason}"));
-        reason
-    }
-}
-
-const JSON: (&str, &str) = ("content-type", "application/json");
-
-async fn with_json(addr: SocketAddr, method: &str, path: &str, body: Value) -> Response {
-    send(addr, method, path, &[JSON], &body.to_string()).await
-}
-
-async fn memory_engine(env: &[(&str, &str)]) -> (Engine, tempfile::TempDir) {
-    let home = tempfile::tempdir().unwrap();
-    let mut all = vec![("RIVET__memory", "{}")];
-    all.extend_from_slice(env);
-    (
-        Engine::start(&config(home.path(), &all)).await.unwrap(),
-        home,
-    )
-}
+use rivet_test_support::{engine_config as config, get, send};
+use serde_json::json;
 
 #[tokio::test]
 async fn the_default_namespace_exists_after_start_and_restart() {
