@@ -66,13 +66,7 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let offered: Vec<String> = headers
-        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
-        .collect();
+    let offered = rivet_gateway::proxy::subprotocols(&headers);
     rivet_gateway::proxy::answer_rivet(
         upgrade
             .protocols(["rivet"])

@@ -13,12 +13,12 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use rivet_envoy_protocol::{self as proto, Headers};
+use rivet_envoy_protocol as proto;
 use rivet_orchestrator::id::Id;
 use rivet_orchestrator::shell::{host_subject, tunnel_signal};
 
 use super::resolve::locate;
-use super::{error_response, Gateway, MAX_REQUEST_BODY};
+use super::{error_response, forwarded_headers, Gateway, MAX_REQUEST_BODY};
 use crate::{GatewayError, Target};
 
 /// How long the host has to start its response.
@@ -51,20 +51,8 @@ async fn serve_inner(
     let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
         .await
         .map_err(|_| GatewayError::invalid_request_body())?;
-    let mut headers: Headers = Headers::new();
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            // Repeated headers are joined as HTTP allows.
-            headers
-                .entry(name.as_str().to_ascii_lowercase())
-                .and_modify(|v| {
-                    v.push_str(", ");
-                    v.push_str(value);
-                })
-                .or_insert_with(|| value.to_string());
-        }
-    }
-    headers.insert("x-rivet-ray-id".into(), ray.to_string());
+    // Repeated headers are joined as HTTP allows.
+    let headers = forwarded_headers(&parts.headers, ", ", ray);
     let repeatable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut attempt = 0;
     loop {

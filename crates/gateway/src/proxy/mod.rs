@@ -217,7 +217,9 @@ fn is_websocket(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn subprotocols(headers: &axum::http::HeaderMap) -> Vec<String> {
+/// The WebSocket subprotocols a request offers, in order (the `Sec-WebSocket-Protocol` values
+/// split on commas).
+pub fn subprotocols(headers: &axum::http::HeaderMap) -> Vec<String> {
     headers
         .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -226,6 +228,29 @@ fn subprotocols(headers: &axum::http::HeaderMap) -> Vec<String> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// A client request's headers as the host receives them: lower-case names, repeated headers
+/// joined with `separator`, plus the request's ray id.
+pub(crate) fn forwarded_headers(
+    headers: &axum::http::HeaderMap,
+    separator: &str,
+    ray: Id,
+) -> rivet_envoy_protocol::Headers {
+    let mut forwarded = rivet_envoy_protocol::Headers::new();
+    for (name, value) in headers {
+        if let Ok(value) = value.to_str() {
+            forwarded
+                .entry(name.as_str().to_ascii_lowercase())
+                .and_modify(|v| {
+                    v.push_str(separator);
+                    v.push_str(value);
+                })
+                .or_insert_with(|| value.to_string());
+        }
+    }
+    forwarded.insert("x-rivet-ray-id".into(), ray.to_string());
+    forwarded
 }
 
 /// An error as the gateway answers it over HTTP: JSON body, `x-rivet-error`, CORS.

@@ -75,19 +75,8 @@ pub(crate) async fn serve(gateway: Gateway, target: Target, request: Request, ra
         Ok(u) => u,
         Err(response) => return response,
     };
-    let mut forwarded = Headers::new();
-    for (name, value) in &headers {
-        if let Ok(value) = value.to_str() {
-            forwarded
-                .entry(name.as_str().to_ascii_lowercase())
-                .and_modify(|v| {
-                    v.push(',');
-                    v.push_str(value);
-                })
-                .or_insert_with(|| value.to_string());
-        }
-    }
-    forwarded.insert("x-rivet-ray-id".into(), ray.to_string());
+    // The offered subprotocols reach the host as one list (`rivet,rivet_encoding.json,…`).
+    let forwarded = super::forwarded_headers(&headers, ",", ray);
     answer_rivet(
         upgrade
             .protocols(["rivet"])
