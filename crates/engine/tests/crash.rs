@@ -2,24 +2,16 @@
 //! that died together with the engine's socket are declared lost after the threshold (no
 //! disconnect was ever recorded for it).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rivet_test_host::{HostOptions, TestHost};
-use rivet_test_support::{get, send, wait_healthy};
+use rivet_test_support::{free_port, get, send, wait_healthy};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivet-engine");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Ports {
     guard: u16,

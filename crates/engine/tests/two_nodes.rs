@@ -2,25 +2,17 @@
 //! an actor created through one is started by a host connected to the other, and a sleep asked
 //! of one reaches the host through the other.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rivet_envoy_protocol::{Command as EnvoyCommand, StopActorReason};
 use rivet_test_host::{HostOptions, TestHost};
-use rivet_test_support::{get, send, wait_healthy};
+use rivet_test_support::{free_port, get, send, wait_healthy};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivet-engine");
 const WAIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn pg_base() -> String {
     std::env::var("RIVET_TEST_PG_URL")

@@ -4,7 +4,7 @@
 //! match. Each test starts its own reference engine on free ports with file-system storage in a
 //! temporary directory. Skipped (with a message) only when the binary is not installed.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use rivet_test_host::protocol::{
     SqliteGetPagesResponse, StopActorReason,
 };
 use rivet_test_host::{Behaviour, HostError, HostOptions, TestHost};
-use rivet_test_support::{get, send, try_send, wait_healthy};
+use rivet_test_support::{free_port, get, send, try_send, wait_healthy};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -34,11 +34,6 @@ struct RefEngine {
 fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/compat/node_modules/@rivetkit/engine-cli-linux-x64-musl/rivet-engine")
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 impl RefEngine {

@@ -145,3 +145,11 @@ pub fn engine_config(home: &Path, env: &[(&str, &str)]) -> Config {
     })
     .unwrap_or_else(|e| panic!("test config: {e}"))
 }
+
+/// A loopback port free right now (for a child process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
