@@ -70,12 +70,16 @@ pub enum HostSignal {
     Tunnel(Bytes),
 }
 
+const TAG_COMMANDS: u8 = 0;
+const TAG_EVICT: u8 = 1;
+const TAG_TUNNEL: u8 = 2;
+
 impl HostSignal {
     fn encode(&self) -> Bytes {
         let (tag, body) = match self {
-            HostSignal::Commands(bytes) => (0u8, bytes.as_ref()),
-            HostSignal::Evict(conn) => (1u8, conn.as_bytes()),
-            HostSignal::Tunnel(bytes) => (2u8, bytes.as_ref()),
+            HostSignal::Commands(bytes) => (TAG_COMMANDS, bytes.as_ref()),
+            HostSignal::Evict(conn) => (TAG_EVICT, conn.as_bytes()),
+            HostSignal::Tunnel(bytes) => (TAG_TUNNEL, bytes.as_ref()),
         };
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(tag);
@@ -85,12 +89,12 @@ impl HostSignal {
 
     /// Decodes a bus payload; `None` for anything malformed.
     pub fn decode(payload: &Bytes) -> Option<HostSignal> {
-        match payload.first()? {
-            0 => Some(HostSignal::Commands(payload.slice(1..))),
-            1 => Some(HostSignal::Evict(
+        match *payload.first()? {
+            TAG_COMMANDS => Some(HostSignal::Commands(payload.slice(1..))),
+            TAG_EVICT => Some(HostSignal::Evict(
                 String::from_utf8(payload[1..].to_vec()).ok()?,
             )),
-            2 => Some(HostSignal::Tunnel(payload.slice(1..))),
+            TAG_TUNNEL => Some(HostSignal::Tunnel(payload.slice(1..))),
             _ => None,
         }
     }
@@ -99,9 +103,14 @@ impl HostSignal {
 /// A gateway message for a host as a bus payload: the signal tag, then the v8 frame, encoded
 /// once into one buffer.
 pub fn tunnel_signal(message: proto::ToEnvoyTunnelMessage) -> Result<Bytes, proto::Error> {
+    envoy_signal(TAG_TUNNEL, &proto::ToEnvoy::TunnelMessage(message))
+}
+
+/// A signal carrying a v8 `ToEnvoy` frame: the tag byte, then the frame.
+fn envoy_signal(tag: u8, message: &proto::ToEnvoy) -> Result<Bytes, proto::Error> {
     use proto::Message;
-    let mut out = vec![2u8];
-    proto::ToEnvoy::TunnelMessage(message).encode_into(ProtocolVersion::V8, &mut out)?;
+    let mut out = vec![tag];
+    message.encode_into(ProtocolVersion::V8, &mut out)?;
     Ok(Bytes::from(out))
 }
 
@@ -217,10 +226,8 @@ impl Shell {
     /// Performs what a committed transition asked for.
     async fn perform(&self, after: After) {
         for (ns, host, commands) in after.commands {
-            let message = proto::ToEnvoy::Commands(commands);
-            match proto::encode(ProtocolVersion::V8, &message) {
-                Ok(bytes) => {
-                    let signal = HostSignal::Commands(Bytes::from(bytes)).encode();
+            match envoy_signal(TAG_COMMANDS, &proto::ToEnvoy::Commands(commands)) {
+                Ok(signal) => {
                     if let Err(error) = self
                         .inner
                         .bus
