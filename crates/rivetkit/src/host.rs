@@ -1,0 +1,664 @@
+//! The host's connection to the engine (`/envoys/connect`, envoy protocol v8).
+//!
+//! One task owns the socket and reconnects with backoff (250 ms → 30 s). State that must
+//! survive a reconnect lives in [`Host`]: event indexes and un-acknowledged events (re-sent
+//! after a reconnect), KV requests awaiting an answer (re-sent; puts of one actor are
+//! idempotent and ordered), the last command seen per actor generation (replays are acked
+//! and ignored) and the running actors. The read loop never waits: it decodes a frame and
+//! hands it to an actor's inbox.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use indexmap::IndexMap;
+use rivet_envoy_protocol::{
+    decode, encode, ActorCheckpoint, ActorName, ActorState, ActorStateStopped, Command,
+    CommandWrapper, Event, EventActorStateUpdate, EventWrapper, KvRequestData, KvResponseData,
+    MessageId, ProtocolVersion, StopCode, ToEnvoy, ToEnvoyTunnelMessageKind, ToRivet,
+    ToRivetAckCommands, ToRivetKvRequest, ToRivetMetadata, ToRivetPong, ToRivetTunnelMessage,
+    ToRivetTunnelMessageKind, ToRivetWebSocketClose,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::error::{HostError, KvError};
+use crate::instance::{Input, Start};
+
+/// `(gatewayId, requestId)` of a tunnelled request or WebSocket.
+pub(crate) type TunnelKey = ([u8; 4], [u8; 4]);
+
+const VERSION: ProtocolVersion = ProtocolVersion::V8;
+/// The engine accepts 32 MiB frames; never be the side that refuses one.
+const MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Frames written per flush.
+const MAX_BURST: usize = 256;
+
+/// Where and as whom the host connects.
+#[derive(Debug, Clone)]
+pub(crate) struct HostConfig {
+    /// `host:port` of the engine.
+    pub authority: String,
+    pub namespace: String,
+    pub pool: String,
+    pub token: Option<String>,
+    pub envoy_key: String,
+    pub version: u32,
+    pub region: String,
+}
+
+/// Starts actors of one registered type.
+pub(crate) trait Factory: Send + Sync {
+    /// Spawns the actor's task; returns its inbox.
+    fn spawn(&self, host: Arc<Host>, start: Start) -> mpsc::UnboundedSender<Input>;
+}
+
+struct Slot {
+    generation: u32,
+    inbox: mpsc::UnboundedSender<Input>,
+}
+
+struct PendingKv {
+    frame: Vec<u8>,
+    answer: oneshot::Sender<KvResponseData>,
+}
+
+#[derive(Default)]
+struct State {
+    actors: HashMap<String, Slot>,
+    tunnels: HashMap<TunnelKey, String>,
+    next_event_index: HashMap<(String, u32), i64>,
+    unacked: BTreeMap<(String, u32), Vec<EventWrapper>>,
+    last_command: HashMap<(String, u32), i64>,
+    pending_kv: BTreeMap<u32, PendingKv>,
+    next_request_id: u32,
+    connected: bool,
+}
+
+/// The shared host: what actors use to talk to the engine.
+pub(crate) struct Host {
+    pub cfg: HostConfig,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    state: Mutex<State>,
+    types: HashMap<String, Arc<dyn Factory>>,
+    /// Client for actor-to-actor calls (`ctx.client()`).
+    pub client: rivetkit_client::Client,
+    /// Bumped whenever an actor stops or the connection state changes.
+    changed: watch::Sender<u64>,
+    shutting_down: AtomicBool,
+}
+
+impl Host {
+    /// Connects; returns once the engine has sent `ToEnvoyInit` (or refused the socket).
+    pub async fn start(
+        cfg: HostConfig,
+        types: HashMap<String, Arc<dyn Factory>>,
+        client: rivetkit_client::Client,
+    ) -> Result<(Arc<Host>, tokio::task::JoinHandle<()>), HostError> {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let host = Arc::new(Host {
+            cfg,
+            out,
+            state: Mutex::new(State::default()),
+            types,
+            client,
+            changed: watch::channel(0).0,
+            shutting_down: AtomicBool::new(false),
+        });
+        let (first_tx, first_rx) = oneshot::channel();
+        let task = tokio::spawn(connection_loop(host.clone(), out_rx, first_tx));
+        match first_rx.await {
+            Ok(Ok(())) => Ok((host, task)),
+            Ok(Err(e)) => {
+                task.abort();
+                Err(e)
+            }
+            Err(_) => Err(HostError::Closed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain maps behind; keep serving them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Queues an encoded frame for the socket (dropped if the socket is down; what must
+    /// survive a reconnect is kept elsewhere and re-sent).
+    pub fn send_frame(&self, frame: Vec<u8>) {
+        let _ = self.out.send(frame);
+    }
+
+    fn send_msg(&self, msg: &ToRivet) {
+        match encode(VERSION, msg) {
+            Ok(frame) => self.send_frame(frame),
+            Err(e) => tracing::error!(error = %e, "message not encodable"),
+        }
+    }
+
+    /// Sends events for one actor generation with the next indexes; kept until acked.
+    pub fn send_events(&self, actor_id: &str, generation: u32, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        let key = (actor_id.to_string(), generation);
+        let mut index = st.next_event_index.get(&key).copied().unwrap_or(0);
+        let mut wrapped = Vec::with_capacity(events.len());
+        for inner in events {
+            wrapped.push(EventWrapper {
+                checkpoint: ActorCheckpoint {
+                    actor_id: actor_id.to_string(),
+                    generation,
+                    index,
+                },
+                inner,
+            });
+            index += 1;
+        }
+        st.next_event_index.insert(key.clone(), index);
+        self.send_msg(&ToRivet::Events(wrapped.clone()));
+        st.unacked.entry(key).or_default().extend(wrapped);
+    }
+
+    /// One KV operation of an actor; re-sent after a reconnect until answered.
+    pub async fn kv(&self, actor_id: &str, data: KvRequestData) -> Result<KvResponseData, KvError> {
+        match self.kv_start(actor_id, data)?.await {
+            Ok(KvResponseData::Error(e)) => Err(KvError::Engine(e.message)),
+            Ok(answer) => Ok(answer),
+            Err(_) => Err(KvError::Closed),
+        }
+    }
+
+    /// Sends a KV request now (in order with the actor's other requests); the answer arrives
+    /// on the returned channel.
+    pub fn kv_start(
+        &self,
+        actor_id: &str,
+        data: KvRequestData,
+    ) -> Result<oneshot::Receiver<KvResponseData>, KvError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.lock();
+            let request_id = st.next_request_id;
+            st.next_request_id = request_id.wrapping_add(1);
+            let msg = ToRivet::KvRequest(ToRivetKvRequest {
+                actor_id: actor_id.to_string(),
+                request_id,
+                data,
+            });
+            let frame = encode(VERSION, &msg).map_err(|e| KvError::Codec(e.to_string()))?;
+            if st.connected {
+                self.send_frame(frame.clone());
+            }
+            st.pending_kv
+                .insert(request_id, PendingKv { frame, answer: tx });
+        }
+        Ok(rx)
+    }
+
+    /// Encodes a tunnel message to the gateway.
+    pub fn tunnel(&self, key: TunnelKey, index: u16, kind: ToRivetTunnelMessageKind) {
+        self.send_msg(&ToRivet::TunnelMessage(ToRivetTunnelMessage {
+            message_id: MessageId {
+                gateway_id: key.0,
+                request_id: key.1,
+                message_index: index,
+            },
+            message_kind: kind,
+        }));
+    }
+
+    /// Forgets a tunnelled WebSocket (closed by either side).
+    pub fn forget_tunnel(&self, key: &TunnelKey) {
+        self.lock().tunnels.remove(key);
+    }
+
+    /// Called by an actor task when it has finished (after its Stopped event, if any).
+    pub fn actor_finished(&self, actor_id: &str, generation: u32) {
+        let mut st = self.lock();
+        if st.actors.get(actor_id).map(|s| s.generation) == Some(generation) {
+            st.actors.remove(actor_id);
+        }
+        st.tunnels.retain(|_, a| a != actor_id);
+        drop(st);
+        self.notify();
+    }
+
+    /// Number of running actors.
+    pub fn actor_count(&self) -> usize {
+        self.lock().actors.len()
+    }
+
+    /// Drains: tells the engine this host is stopping, waits (up to `timeout`) until the
+    /// engine has stopped every actor here, then stops reconnecting.
+    pub async fn drain(&self, timeout: Duration) {
+        self.send_msg(&ToRivet::Stopping);
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = self.actor_count();
+            if left == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                tracing::warn!(actors = left, "drain timed out with actors still running");
+                break;
+            }
+        }
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    fn on_message(self: &Arc<Self>, msg: ToEnvoy) {
+        match msg {
+            ToEnvoy::Init(_) => {}
+            ToEnvoy::Ping(ping) => self.send_msg(&ToRivet::Pong(ToRivetPong { ts: ping.ts })),
+            ToEnvoy::Commands(commands) => self.on_commands(commands),
+            ToEnvoy::AckEvents(ack) => {
+                let mut st = self.lock();
+                for cp in ack.last_event_checkpoints {
+                    let key = (cp.actor_id, cp.generation);
+                    if let Some(kept) = st.unacked.get_mut(&key) {
+                        kept.retain(|e| e.checkpoint.index > cp.index);
+                        if kept.is_empty() {
+                            st.unacked.remove(&key);
+                        }
+                    }
+                }
+            }
+            ToEnvoy::KvResponse(r) => {
+                let pending = self.lock().pending_kv.remove(&r.request_id);
+                match pending {
+                    Some(p) => drop(p.answer.send(r.data)),
+                    None => tracing::debug!(request_id = r.request_id, "kv answer to nothing"),
+                }
+            }
+            ToEnvoy::TunnelMessage(m) => self.on_tunnel(m.message_id, m.message_kind),
+            other => tracing::debug!(?other, "ignored engine message"),
+        }
+    }
+
+    fn on_commands(self: &Arc<Self>, commands: Vec<CommandWrapper>) {
+        let mut acks: IndexMap<(String, u32), i64> = IndexMap::new();
+        for cmd in commands {
+            let cp = cmd.checkpoint;
+            let key = (cp.actor_id.clone(), cp.generation);
+            let ack = acks.entry(key.clone()).or_insert(cp.index);
+            *ack = (*ack).max(cp.index);
+            {
+                let mut st = self.lock();
+                let last = st.last_command.entry(key).or_insert(0);
+                if cp.index <= *last {
+                    tracing::debug!(actor_id = %cp.actor_id, generation = cp.generation, index = cp.index, "replayed command ignored");
+                    continue;
+                }
+                *last = cp.index;
+            }
+            match cmd.inner {
+                Command::StartActor(start) => {
+                    let name = start.config.name.clone();
+                    let factory = self.types.get(&name).cloned();
+                    let Some(factory) = factory else {
+                        tracing::error!(actor_id = %cp.actor_id, %name, "no actor type registered under this name");
+                        self.send_events(
+                            &cp.actor_id,
+                            cp.generation,
+                            vec![Event::StateUpdate(EventActorStateUpdate {
+                                state: ActorState::Stopped(ActorStateStopped {
+                                    code: StopCode::Error,
+                                    message: Some(format!(
+                                        "actor type {name:?} is not registered on this host"
+                                    )),
+                                }),
+                            })],
+                        );
+                        continue;
+                    };
+                    let inbox = factory.spawn(
+                        self.clone(),
+                        Start {
+                            actor_id: cp.actor_id.clone(),
+                            generation: cp.generation,
+                            name,
+                            key: start.config.key,
+                            input: start.config.input,
+                        },
+                    );
+                    let old = self.lock().actors.insert(
+                        cp.actor_id.clone(),
+                        Slot {
+                            generation: cp.generation,
+                            inbox,
+                        },
+                    );
+                    if let Some(old) = old {
+                        // An older generation the engine gave up on: stop it silently.
+                        let _ = old.inbox.send(Input::Lost);
+                    }
+                }
+                Command::StopActor(stop) => {
+                    let st = self.lock();
+                    match st.actors.get(&cp.actor_id) {
+                        Some(slot) if slot.generation == cp.generation => {
+                            let _ = slot.inbox.send(Input::Stop(stop.reason));
+                        }
+                        _ => {
+                            tracing::debug!(actor_id = %cp.actor_id, "stop for an actor not running here")
+                        }
+                    }
+                }
+            }
+        }
+        if !acks.is_empty() {
+            let checkpoints = acks
+                .into_iter()
+                .map(|((actor_id, generation), index)| ActorCheckpoint {
+                    actor_id,
+                    generation,
+                    index,
+                })
+                .collect();
+            self.send_msg(&ToRivet::AckCommands(ToRivetAckCommands {
+                last_command_checkpoints: checkpoints,
+            }));
+        }
+    }
+
+    fn on_tunnel(&self, id: MessageId, kind: ToEnvoyTunnelMessageKind) {
+        let key = (id.gateway_id, id.request_id);
+        let mut st = self.lock();
+        let (actor_id, input) = match kind {
+            ToEnvoyTunnelMessageKind::RequestStart(req) => {
+                (req.actor_id.clone(), Input::Http { key, request: req })
+            }
+            ToEnvoyTunnelMessageKind::WebSocketOpen(open) => {
+                st.tunnels.insert(key, open.actor_id.clone());
+                (open.actor_id.clone(), Input::WsOpen { key, open })
+            }
+            ToEnvoyTunnelMessageKind::WebSocketMessage(msg) => match st.tunnels.get(&key) {
+                Some(actor) => (actor.clone(), Input::WsMessage { key, msg }),
+                None => return,
+            },
+            ToEnvoyTunnelMessageKind::WebSocketClose(close) => match st.tunnels.remove(&key) {
+                Some(actor) => (actor, Input::WsClose { key, close }),
+                None => return,
+            },
+            // Requests are answered whole; an abort only means nobody reads the answer.
+            _ => return,
+        };
+        let delivered = st
+            .actors
+            .get(&actor_id)
+            .map(|slot| slot.inbox.send(input).is_ok())
+            .unwrap_or(false);
+        if !delivered {
+            st.tunnels.remove(&key);
+            drop(st);
+            tracing::debug!(%actor_id, "gateway traffic for an actor not running here");
+            self.refuse(key);
+        }
+    }
+
+    /// Answers traffic for an actor this host does not run.
+    fn refuse(&self, key: TunnelKey) {
+        // Which kind it was is unknown here; a close is harmless for an HTTP request id and a
+        // 503 is harmless for a socket id, so send both.
+        let body = br#"{"group":"actor","code":"not_found","message":"The actor is not running on this host."}"#;
+        let mut headers = rivet_envoy_protocol::Headers::new();
+        headers.insert("content-type".into(), "application/json".into());
+        self.tunnel(
+            key,
+            0,
+            ToRivetTunnelMessageKind::ResponseStart(rivet_envoy_protocol::ToRivetResponseStart {
+                status: 503,
+                headers,
+                body: Some(body.to_vec()),
+                stream: false,
+            }),
+        );
+        self.tunnel(
+            key,
+            1,
+            ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+                code: Some(1011),
+                reason: Some("actor.not_found".into()),
+                hibernate: false,
+            }),
+        );
+    }
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+async fn connection_loop(
+    host: Arc<Host>,
+    mut out_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    first: oneshot::Sender<Result<(), HostError>>,
+) {
+    let mut first = Some(first);
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if host.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+        match open(&host.cfg).await {
+            Ok(ws) => {
+                if let Some(first) = first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                backoff = Duration::from_millis(250);
+                tracing::info!(envoy_key = %host.cfg.envoy_key, "connected to the engine");
+                serve(&host, ws, &mut out_rx).await;
+                {
+                    let mut st = host.lock();
+                    st.connected = false;
+                }
+                host.notify();
+                if host.shutting_down.load(Ordering::SeqCst) {
+                    break;
+                }
+                tracing::warn!("engine connection lost; reconnecting");
+            }
+            Err(e) => {
+                if let Some(waiting) = first.take() {
+                    // A refusal at the first attempt is a configuration error: report it.
+                    if matches!(e, HostError::Refused { .. }) {
+                        let _ = waiting.send(Err(e));
+                        return;
+                    }
+                    // Not reachable yet: keep trying; `start()` returns once connected.
+                    tracing::warn!(error = %e, "engine not reachable yet; retrying");
+                    first = Some(waiting);
+                } else {
+                    tracing::warn!(error = %e, ?backoff, "reconnect failed");
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn serve(host: &Arc<Host>, mut ws: Socket, out_rx: &mut mpsc::UnboundedReceiver<Vec<u8>>) {
+    let resend = {
+        let mut st = host.lock();
+        // Frames queued while the socket was down belong to the old connection.
+        while out_rx.try_recv().is_ok() {}
+        let mut frames = Vec::new();
+        let names: IndexMap<String, ActorName> = host
+            .types
+            .keys()
+            .map(|n| {
+                (
+                    n.clone(),
+                    ActorName {
+                        metadata: "{}".into(),
+                    },
+                )
+            })
+            .collect();
+        let metadata = ToRivet::Metadata(ToRivetMetadata {
+            prepopulate_actor_names: Some(names),
+            metadata: Some(format!(
+                r#"{{"rivetkit":{{"version":"{}","runtime":"rust"}}}}"#,
+                env!("CARGO_PKG_VERSION")
+            )),
+        });
+        if let Ok(f) = encode(VERSION, &metadata) {
+            frames.push(f);
+        }
+        let events: Vec<EventWrapper> = st.unacked.values().flatten().cloned().collect();
+        if !events.is_empty() {
+            if let Ok(f) = encode(VERSION, &ToRivet::Events(events)) {
+                frames.push(f);
+            }
+        }
+        frames.extend(st.pending_kv.values().map(|p| p.frame.clone()));
+        st.connected = true;
+        frames
+    };
+    host.notify();
+    for frame in resend {
+        if ws.feed(Message::Binary(frame.into())).await.is_err() {
+            return;
+        }
+    }
+    if ws.flush().await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            incoming = ws.next() => match incoming {
+                Some(Ok(Message::Binary(bytes))) => match decode::<ToEnvoy>(VERSION, &bytes) {
+                    Ok(msg) => host.on_message(msg),
+                    Err(e) => tracing::warn!(error = %e, len = bytes.len(), "undecodable frame from the engine"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    tracing::info!(?frame, "engine closed the host socket");
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "host socket error");
+                    return;
+                }
+                None => return,
+            },
+            frame = out_rx.recv() => {
+                let Some(frame) = frame else { return };
+                if ws.feed(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+                let mut burst = 1;
+                while burst < MAX_BURST {
+                    match out_rx.try_recv() {
+                        Ok(frame) => {
+                            if ws.feed(Message::Binary(frame.into())).await.is_err() {
+                                return;
+                            }
+                            burst += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = wait_shutdown(host) => {
+                let _ = ws.close(None).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn wait_shutdown(host: &Host) {
+    let mut rx = host.changed.subscribe();
+    while !host.shutting_down.load(Ordering::SeqCst) {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn open(cfg: &HostConfig) -> Result<Socket, HostError> {
+    let url = format!(
+        "ws://{}/envoys/connect?protocol_version={}&namespace={}&envoy_key={}&version={}&pool_name={}",
+        cfg.authority,
+        VERSION.number(),
+        query_escape(&cfg.namespace),
+        query_escape(&cfg.envoy_key),
+        cfg.version,
+        query_escape(&cfg.pool),
+    );
+    let handshake = async {
+        let stream = TcpStream::connect(&cfg.authority).await?;
+        // Commands, responses and replies are small frames; Nagle would delay each.
+        stream.set_nodelay(true)?;
+        let mut request = url.as_str().into_client_request()?;
+        let protocols = match &cfg.token {
+            Some(token) => format!("rivet, rivet_token.{token}"),
+            None => "rivet".to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&protocols) {
+            request.headers_mut().insert("sec-websocket-protocol", v);
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_SIZE))
+            .max_frame_size(Some(MAX_MESSAGE_SIZE));
+        let (mut ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let ToEnvoy::Init(_) = decode::<ToEnvoy>(VERSION, &bytes)? {
+                        return Ok::<_, HostError>(ws);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Err(HostError::Refused { code, reason });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    return Err(HostError::Refused {
+                        code: 1006,
+                        reason: String::new(),
+                    })
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), handshake)
+        .await
+        .map_err(|_| HostError::Timeout("engine connect and ToEnvoyInit"))?
+}
+
+pub(crate) fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,1250 @@
+//! One live actor: the task that owns its state and handles its inputs one at a time.
+//!
+//! Every input (an HTTP action, a socket message, a schedule falling due, a `run` update) is
+//! one *turn*. After a turn the state is serialized; if it changed it is written to the
+//! engine, and the turn's outputs (replies, events) are handed to the output gate, which
+//! releases them once the write committed. The task never waits for the write itself.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use indexmap::IndexMap;
+use rivet_client_protocol::{
+    decode_payload, ActionResponse, ActorSpecifier, Encoding, ErrorMessage, HttpActionRequest,
+    HttpActionResponse, Init, Message, ToClient, ToServer, Value,
+};
+use rivet_envoy_protocol::{
+    ActorIntent, ActorState, ActorStateStopped, Event, EventActorIntent, EventActorSetAlarm,
+    EventActorStateUpdate, Headers, KvGetRequest, KvPutRequest, KvRequestData, KvResponseData,
+    StopActorReason, StopCode, ToEnvoyRequestStart, ToEnvoyWebSocketClose, ToEnvoyWebSocketOpen,
+    ToRivetResponseStart, ToRivetTunnelMessageKind, ToRivetWebSocketClose, ToRivetWebSocketOpen,
+    WebSocketMessage,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::actor::{Actor, Persistence};
+use crate::conn::{Conn, ConnId, ConnSocket};
+use crate::ctx::{Core, Ctx, Requests};
+use crate::error::PublicError;
+use crate::gate::Gate;
+use crate::host::{Factory, Host, TunnelKey};
+use crate::kv::{SCHEDULE_KEY, STATE_PREFIX};
+use crate::raw_ws::{RawIn, WebSocket, WsMessage};
+use crate::routes::{self, Route};
+use crate::run_ctx::RunCtx;
+use crate::schedule::{now_ms, ScheduledEvent};
+use crate::Error;
+
+/// State chunks are at most this big (the engine's KV value limit is 128 KiB).
+const CHUNK: usize = 120 * 1024;
+/// At most this many chunks, so one put stays under the engine's 976 KiB payload limit.
+const MAX_CHUNKS: usize = 7;
+
+/// What the engine asked for when starting the actor.
+pub(crate) struct Start {
+    pub actor_id: String,
+    pub generation: u32,
+    pub name: String,
+    pub key: Option<String>,
+    pub input: Option<Vec<u8>>,
+}
+
+/// Inputs routed to an actor by the host.
+pub(crate) enum Input {
+    Http {
+        key: TunnelKey,
+        request: ToEnvoyRequestStart,
+    },
+    WsOpen {
+        key: TunnelKey,
+        open: ToEnvoyWebSocketOpen,
+    },
+    WsMessage {
+        key: TunnelKey,
+        msg: WebSocketMessage,
+    },
+    WsClose {
+        key: TunnelKey,
+        close: ToEnvoyWebSocketClose,
+    },
+    Stop(StopActorReason),
+    /// The engine gave this start up (a newer generation runs): stop without reporting.
+    Lost,
+}
+
+/// A closure run as one turn of the actor (`RunCtx::update`).
+pub(crate) type Job<A> = Box<dyn FnOnce(&mut A, &mut Ctx<A>) + Send>;
+
+/// Inputs an actor sends itself.
+pub(crate) enum Internal<A: Actor> {
+    /// `RunCtx::update`.
+    Update(Job<A>),
+}
+
+/// Starts actors of type `A`.
+pub(crate) struct TypeFactory<A>(PhantomData<fn() -> A>);
+
+impl<A> TypeFactory<A> {
+    pub fn new() -> Self {
+        TypeFactory(PhantomData)
+    }
+}
+
+impl<A: Actor> Factory for TypeFactory<A> {
+    fn spawn(&self, host: Arc<Host>, start: Start) -> mpsc::UnboundedSender<Input> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!(
+            "actor",
+            actor_id = %start.actor_id,
+            name = %start.name,
+            key = start.key.as_deref().unwrap_or(""),
+            generation = start.generation,
+        );
+        tokio::spawn(run::<A>(host, start, rx).instrument(span));
+        tx
+    }
+}
+
+struct Instance<A: Actor> {
+    state: A,
+    ctx: Ctx<A>,
+    inbox: mpsc::UnboundedReceiver<Input>,
+    internal_rx: mpsc::UnboundedReceiver<Internal<A>>,
+    conn_by_key: HashMap<TunnelKey, ConnId>,
+    raw: HashMap<TunnelKey, mpsc::UnboundedSender<RawIn>>,
+    raw_closed_tx: mpsc::UnboundedSender<TunnelKey>,
+    raw_closed_rx: mpsc::UnboundedReceiver<TunnelKey>,
+    run_task: Option<tokio::task::JoinHandle<()>>,
+    stop_tx: watch::Sender<bool>,
+    last_activity: Instant,
+    sleep_sent: bool,
+    destroy_sent: bool,
+    /// Relaxed mode: when the pending change must be written.
+    flush_at: Option<Instant>,
+    /// A panic in actor code: the state may be half-changed, so the actor crashes.
+    poisoned: Option<String>,
+}
+
+async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedReceiver<Input>) {
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let core = Arc::new(Core {
+        host: host.clone(),
+        actor_id: start.actor_id.clone(),
+        name: start.name.clone(),
+        key: start.key.clone(),
+        generation: start.generation,
+        options: A::options(),
+        outputs: Default::default(),
+        requests: Default::default(),
+        keep_awake: Default::default(),
+        wake: Default::default(),
+    });
+    let mut ctx = Ctx::<A> {
+        core: core.clone(),
+        vars: None,
+        conns: IndexMap::new(),
+        current: None,
+        schedule: Default::default(),
+        gate: Gate::new(),
+        persisted: None,
+    };
+    let booted = AssertUnwindSafe(boot::<A>(&mut ctx, start.input))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(Error::internal(format!("panic: {}", panic_message(&p)))));
+    let state = match booted {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!(error = %e, "actor failed to start");
+            report_stopped(
+                &host,
+                &core,
+                StopCode::Error,
+                Some(format!("start failed: {e}")),
+            );
+            host.actor_finished(&start.actor_id, start.generation);
+            return;
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run_task = A::has_run().then(|| {
+        let rctx = RunCtx {
+            core: core.clone(),
+            internal: internal_tx,
+            stop: stop_rx,
+        };
+        tokio::spawn(
+            async move {
+                if let Err(e) = A::run(rctx).await {
+                    tracing::error!(error = %e, "run failed");
+                }
+            }
+            .in_current_span(),
+        )
+    });
+    let (raw_closed_tx, raw_closed_rx) = mpsc::unbounded_channel();
+    let mut inst = Instance {
+        state,
+        ctx,
+        inbox,
+        internal_rx,
+        conn_by_key: HashMap::new(),
+        raw: HashMap::new(),
+        raw_closed_tx,
+        raw_closed_rx,
+        run_task,
+        stop_tx,
+        last_activity: Instant::now(),
+        sleep_sent: false,
+        destroy_sent: false,
+        flush_at: None,
+        poisoned: None,
+    };
+    let alarm = inst.ctx.schedule.next_due();
+    inst.ctx.schedule.alarm = alarm;
+    inst.ctx.schedule.alarm_known = true;
+    host.send_events(
+        &core.actor_id,
+        core.generation,
+        vec![
+            Event::SetAlarm(EventActorSetAlarm { alarm_ts: alarm }),
+            Event::StateUpdate(EventActorStateUpdate {
+                state: ActorState::Running,
+            }),
+        ],
+    );
+    tracing::debug!("actor running");
+    inst.main().await;
+}
+
+/// Loads or creates the state, builds the vars, runs `on_wake`; the created state is
+/// committed before the actor reports running.
+async fn boot<A: Actor>(ctx: &mut Ctx<A>, input: Option<Vec<u8>>) -> Result<A, Error> {
+    let hook_timeout = ctx.core.options.hook_timeout;
+    let (stored, schedule) = load(&ctx.core).await?;
+    if let Some(entries) = schedule {
+        ctx.schedule.entries = entries;
+    }
+    let mut state = match stored {
+        Some(bytes) => {
+            let state: A = ciborium::from_reader(bytes.as_slice())
+                .map_err(|e| Error::internal(format!("stored state does not decode: {e}")))?;
+            ctx.persisted = Some(bytes);
+            state
+        }
+        None => {
+            let input_value = match &input {
+                Some(bytes) => decode_payload(bytes)
+                    .map_err(|e| Error::internal(format!("creation input does not decode: {e}")))?,
+                None => Value::Null,
+            };
+            // `create_state` takes the input by value and `on_create` by reference; the input
+            // type need not be Clone, so decode it twice.
+            let decode = || {
+                rivet_client_protocol::from_value::<A::Input>(&input_value).map_err(|e| {
+                    Error::internal(format!("creation input has the wrong shape: {e}"))
+                })
+            };
+            let (input, for_create) = (decode()?, decode()?);
+            let mut state =
+                with_timeout(hook_timeout, "create_state", A::create_state(ctx, input)).await?;
+            with_timeout(hook_timeout, "on_create", state.on_create(ctx, &for_create)).await?;
+            write_state(ctx, &state, true)?;
+            if !ctx.gate.barrier().await {
+                return Err(Error::internal("initial state write failed"));
+            }
+            state
+        }
+    };
+    let vars = with_timeout(hook_timeout, "create_vars", A::create_vars(ctx)).await?;
+    ctx.vars = Some(vars);
+    with_timeout(hook_timeout, "on_wake", state.on_wake(ctx)).await?;
+    write_state(ctx, &state, false)?;
+    let outs = ctx.core.take_outputs();
+    ctx.gate.release(outs);
+    Ok(state)
+}
+
+/// Reads the state chunks and the schedule.
+async fn load(core: &Core) -> Result<(Option<Vec<u8>>, Option<Vec<ScheduledEvent>>), Error> {
+    let first = vec![STATE_PREFIX, 0];
+    let answer = core
+        .host
+        .kv(
+            &core.actor_id,
+            KvRequestData::Get(KvGetRequest {
+                keys: vec![first.clone(), SCHEDULE_KEY.to_vec()],
+            }),
+        )
+        .await?;
+    let KvResponseData::Get(found) = answer else {
+        return Err(Error::internal("unexpected KV answer while loading"));
+    };
+    let mut head = None;
+    let mut schedule = None;
+    for (k, v) in found.keys.into_iter().zip(found.values) {
+        if k == first {
+            head = Some(v);
+        } else if k == SCHEDULE_KEY {
+            schedule = Some(
+                ciborium::from_reader::<Vec<ScheduledEvent>, _>(v.as_slice()).map_err(|e| {
+                    Error::internal(format!("stored schedule does not decode: {e}"))
+                })?,
+            );
+        }
+    }
+    let Some(head) = head else {
+        return Ok((None, schedule));
+    };
+    let Some((&count, data)) = head.split_first() else {
+        return Err(Error::internal("stored state header is empty"));
+    };
+    let mut bytes = data.to_vec();
+    if count > 1 {
+        let keys: Vec<Vec<u8>> = (1..count).map(|i| vec![STATE_PREFIX, i]).collect();
+        let answer = core
+            .host
+            .kv(
+                &core.actor_id,
+                KvRequestData::Get(KvGetRequest { keys: keys.clone() }),
+            )
+            .await?;
+        let KvResponseData::Get(rest) = answer else {
+            return Err(Error::internal("unexpected KV answer while loading"));
+        };
+        if rest.keys != keys {
+            return Err(Error::internal("stored state is missing chunks"));
+        }
+        for v in rest.values {
+            bytes.extend_from_slice(&v);
+        }
+    }
+    Ok((Some(bytes), schedule))
+}
+
+/// CBOR of the state.
+fn encode_state<A: Actor>(state: &A) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(64);
+    ciborium::into_writer(state, &mut out)
+        .map_err(|e| Error::internal(format!("state not serializable: {e}")))?;
+    Ok(out)
+}
+
+/// Issues the write of the state (if changed, or `force`) and of the schedule (if changed),
+/// and updates the engine alarm. Returns whether a write was issued.
+pub(crate) fn write_state<A: Actor>(
+    ctx: &mut Ctx<A>,
+    state: &A,
+    force: bool,
+) -> Result<bool, Error> {
+    let bytes = encode_state(state)?;
+    let state_changed = force || ctx.persisted.as_deref() != Some(bytes.as_slice());
+    write_encoded(ctx, bytes, state_changed)
+}
+
+fn write_encoded<A: Actor>(
+    ctx: &mut Ctx<A>,
+    bytes: Vec<u8>,
+    state_changed: bool,
+) -> Result<bool, Error> {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    if state_changed {
+        let chunks: Vec<&[u8]> = if bytes.is_empty() {
+            vec![&[][..]]
+        } else {
+            bytes.chunks(CHUNK).collect()
+        };
+        if chunks.len() > MAX_CHUNKS {
+            return Err(Error::internal(format!(
+                "state is {} bytes; at most {} bytes can be saved (keep large data in ctx.kv())",
+                bytes.len(),
+                CHUNK * MAX_CHUNKS
+            )));
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            keys.push(vec![STATE_PREFIX, i as u8]);
+            let mut v = Vec::with_capacity(chunk.len() + 1);
+            if i == 0 {
+                v.push(chunks.len() as u8);
+            }
+            v.extend_from_slice(chunk);
+            values.push(v);
+        }
+    }
+    if ctx.schedule.dirty {
+        let mut v = Vec::new();
+        ciborium::into_writer(&ctx.schedule.entries, &mut v)
+            .map_err(|e| Error::internal(format!("schedule not serializable: {e}")))?;
+        keys.push(SCHEDULE_KEY.to_vec());
+        values.push(v);
+    }
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    let answer = ctx.core.host.kv_start(
+        &ctx.core.actor_id,
+        KvRequestData::Put(KvPutRequest { keys, values }),
+    )?;
+    ctx.gate.write(answer);
+    if state_changed {
+        ctx.persisted = Some(bytes);
+    }
+    if ctx.schedule.dirty {
+        ctx.schedule.dirty = false;
+        let due = ctx.schedule.next_due();
+        if !ctx.schedule.alarm_known || ctx.schedule.alarm != due {
+            ctx.schedule.alarm = due;
+            ctx.schedule.alarm_known = true;
+            ctx.core.host.send_events(
+                &ctx.core.actor_id,
+                ctx.core.generation,
+                vec![Event::SetAlarm(EventActorSetAlarm { alarm_ts: due })],
+            );
+        }
+    }
+    Ok(true)
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::public(
+            "actor",
+            "callback_timed_out",
+            format!("The {what} callback timed out."),
+        )),
+    }
+}
+
+fn report_stopped(host: &Host, core: &Core, code: StopCode, message: Option<String>) {
+    host.send_events(
+        &core.actor_id,
+        core.generation,
+        vec![Event::StateUpdate(EventActorStateUpdate {
+            state: ActorState::Stopped(ActorStateStopped { code, message }),
+        })],
+    );
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+impl<A: Actor> Instance<A> {
+    fn host(&self) -> &Arc<Host> {
+        &self.ctx.core.host
+    }
+
+    fn specifier(&self) -> ActorSpecifier {
+        ActorSpecifier {
+            actor_id: self.ctx.core.actor_id.clone(),
+            generation: u64::from(self.ctx.core.generation),
+            key: self.ctx.core.key.clone(),
+        }
+    }
+
+    fn may_sleep(&self) -> bool {
+        self.ctx.core.options.can_sleep
+            && self.conn_by_key.is_empty()
+            && self.raw.is_empty()
+            && self.ctx.core.keep_awake.load(Ordering::SeqCst) == 0
+    }
+
+    async fn main(mut self) {
+        loop {
+            let idle_at = (self.may_sleep() && !self.sleep_sent)
+                .then(|| self.last_activity + self.ctx.core.options.sleep_timeout);
+            let due_at = self.ctx.schedule.next_due().map(|ms| {
+                let wait = u64::try_from(ms.saturating_sub(now_ms())).unwrap_or(0);
+                Instant::now() + Duration::from_millis(wait)
+            });
+            let flush_at = self.flush_at;
+            let core = self.ctx.core.clone();
+            tokio::select! {
+                biased;
+                _ = self.ctx.gate.failed() => {
+                    self.crash("a state write failed").await;
+                    return;
+                }
+                input = self.inbox.recv() => match input {
+                    None | Some(Input::Lost) => {
+                        tracing::info!("actor given up by the engine; stopping without report");
+                        self.abandon();
+                        return;
+                    }
+                    Some(Input::Stop(reason)) => {
+                        self.stop(reason).await;
+                        return;
+                    }
+                    Some(input) => self.handle(input).await,
+                },
+                Some(job) = self.internal_rx.recv() => match job {
+                    Internal::Update(f) => {
+                        let state = &mut self.state;
+                        let ctx = &mut self.ctx;
+                        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| f(state, ctx))) {
+                            self.poisoned = Some(panic_message(&*p));
+                        }
+                    }
+                },
+                Some(key) = self.raw_closed_rx.recv() => {
+                    self.raw.remove(&key);
+                }
+                _ = core.wake.notified() => {}
+                _ = sleep_until(idle_at), if idle_at.is_some() => {
+                    tracing::debug!("idle; asking to sleep");
+                    self.ctx.core.lock_requests().sleep = true;
+                }
+                _ = sleep_until(due_at), if due_at.is_some() => self.fire_schedules().await,
+                _ = sleep_until(flush_at), if flush_at.is_some() => {
+                    self.flush_at = None;
+                    if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
+                        tracing::error!(error = %e, "state not saved");
+                    }
+                }
+            }
+            if let Some(p) = self.poisoned.take() {
+                self.crash(&format!("actor code panicked: {p}")).await;
+                return;
+            }
+            self.after_turn().await;
+            self.last_activity = Instant::now();
+        }
+    }
+
+    /// Handles what actor code requested, then saves and releases the turn's outputs.
+    async fn after_turn(&mut self) {
+        loop {
+            let Requests {
+                sleep,
+                destroy,
+                disconnect,
+            } = std::mem::take(&mut *self.ctx.core.lock_requests());
+            let nothing = disconnect.is_empty();
+            for (id, reason) in disconnect {
+                self.remove_conn(&id, Some((1000, reason))).await;
+            }
+            let core = self.ctx.core.clone();
+            if destroy && !self.destroy_sent {
+                self.destroy_sent = true;
+                core.host.send_events(
+                    &core.actor_id,
+                    core.generation,
+                    vec![Event::Intent(EventActorIntent {
+                        intent: ActorIntent::Stop,
+                    })],
+                );
+            } else if sleep && !self.sleep_sent && !self.destroy_sent {
+                self.sleep_sent = true;
+                core.host.send_events(
+                    &core.actor_id,
+                    core.generation,
+                    vec![Event::Intent(EventActorIntent {
+                        intent: ActorIntent::Sleep,
+                    })],
+                );
+            }
+            if nothing {
+                break;
+            }
+        }
+        self.end_turn();
+    }
+
+    /// Saves a changed state (strict: now, gating the outputs; relaxed: within the
+    /// interval) and releases the turn's outputs.
+    fn end_turn(&mut self) {
+        let mut bytes = match encode_state(&self.state) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "state not saved");
+                let outs = self.ctx.core.take_outputs();
+                self.ctx.gate.release(outs);
+                return;
+            }
+        };
+        let mut changed = self.ctx.persisted.as_deref() != Some(bytes.as_slice());
+        if changed {
+            self.state.on_state_change(&mut self.ctx);
+            if let Ok(again) = encode_state(&self.state) {
+                bytes = again;
+                changed = self.ctx.persisted.as_deref() != Some(bytes.as_slice());
+            }
+        }
+        let outs = self.ctx.core.take_outputs();
+        match self.ctx.core.options.persistence {
+            Persistence::Strict => {
+                if let Err(e) = write_encoded(&mut self.ctx, bytes, changed) {
+                    tracing::error!(error = %e, "state not saved");
+                }
+                self.ctx.gate.release(outs);
+            }
+            Persistence::Relaxed { interval } => {
+                if (changed || self.ctx.schedule.dirty) && self.flush_at.is_none() {
+                    self.flush_at = Some(Instant::now() + interval);
+                }
+                for out in outs {
+                    out(true);
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, input: Input) {
+        match input {
+            Input::Http { key, request } => self.http(key, request).await,
+            Input::WsOpen { key, open } => self.ws_open(key, open).await,
+            Input::WsMessage { key, msg } => self.ws_message(key, msg).await,
+            Input::WsClose { key, close } => {
+                if let Some(id) = self.conn_by_key.get(&key).cloned() {
+                    self.remove_conn(&id, None).await;
+                } else if let Some(tx) = self.raw.remove(&key) {
+                    let _ = tx.send(RawIn::Closed {
+                        code: close.code,
+                        reason: close.reason,
+                    });
+                }
+            }
+            Input::Stop(_) | Input::Lost => {}
+        }
+    }
+
+    /// Runs an action with the timeout and `on_before_action_response`.
+    async fn run_action(&mut self, name: &str, args: Value) -> Result<Value, Error> {
+        let limit = self.ctx.core.options.action_timeout;
+        let Some(fut) = self.state.dispatch(&mut self.ctx, name, args) else {
+            return Err(Error::public(
+                "actor",
+                "action_not_found",
+                format!("Action `{name}` was not found."),
+            ));
+        };
+        let result = match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+            Err(_) => Err(Error::public(
+                "actor",
+                "action_timed_out",
+                "Action timed out.",
+            )),
+            Ok(Err(p)) => {
+                let msg = panic_message(&*p);
+                tracing::error!(action = name, panic = %msg, "action panicked");
+                self.poisoned = Some(msg.clone());
+                Err(Error::internal(format!("action panicked: {msg}")))
+            }
+            Ok(Ok(r)) => r,
+        };
+        let result = match result {
+            Ok(out) => {
+                self.state
+                    .on_before_action_response(&mut self.ctx, name, out)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            if e.is_internal() {
+                tracing::error!(action = name, error = %e, "action failed");
+            } else {
+                tracing::debug!(action = name, error = %e, "action failed");
+            }
+        }
+        result
+    }
+
+    /// Runs the connection hooks and registers the connection.
+    async fn connect(
+        &mut self,
+        params: A::ConnParams,
+        socket: Option<ConnSocket>,
+    ) -> Result<ConnId, Error> {
+        let limit = self.ctx.core.options.hook_timeout;
+        with_timeout(
+            limit,
+            "onBeforeConnect",
+            self.state.on_before_connect(&mut self.ctx, &params),
+        )
+        .await?;
+        let conn_state = with_timeout(
+            limit,
+            "createConnState",
+            self.state.create_conn_state(&mut self.ctx, &params),
+        )
+        .await?;
+        let id = ConnId::random();
+        let key = socket.as_ref().map(|s| s.key);
+        self.ctx.conns.insert(
+            id.clone(),
+            Conn {
+                id: id.clone(),
+                params,
+                state: conn_state,
+                socket,
+                core: self.ctx.core.clone(),
+            },
+        );
+        if let Some(key) = key {
+            self.conn_by_key.insert(key, id.clone());
+        }
+        let previous = self.ctx.current.replace(id.clone());
+        let connected = with_timeout(
+            limit,
+            "onConnect",
+            self.state.on_connect(&mut self.ctx, id.clone()),
+        )
+        .await;
+        self.ctx.current = previous;
+        if let Err(e) = connected {
+            self.ctx.conns.shift_remove(&id);
+            if let Some(key) = key {
+                self.conn_by_key.remove(&key);
+            }
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Runs `on_disconnect` and forgets the connection; closes its socket with `close`.
+    async fn remove_conn(&mut self, id: &ConnId, close: Option<(u16, String)>) {
+        if !self.ctx.conns.contains_key(id) {
+            return;
+        }
+        let limit = self.ctx.core.options.hook_timeout;
+        let previous = self.ctx.current.replace(id.clone());
+        if let Err(e) = with_timeout(
+            limit,
+            "onDisconnect",
+            self.state.on_disconnect(&mut self.ctx, id.clone()),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, conn = %id, "onDisconnect failed");
+        }
+        self.ctx.current = previous.filter(|p| p != id);
+        let Some(conn) = self.ctx.conns.shift_remove(id) else {
+            return;
+        };
+        if let Some(socket) = conn.socket {
+            self.conn_by_key.remove(&socket.key);
+            self.host().forget_tunnel(&socket.key);
+            if let Some((code, reason)) = close {
+                let host = self.host().clone();
+                let index = socket.next_index.fetch_add(1, Ordering::Relaxed);
+                self.ctx.core.push_out(Box::new(move |_| {
+                    host.tunnel(
+                        socket.key,
+                        index,
+                        ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+                            code: Some(code),
+                            reason: Some(reason),
+                            hibernate: false,
+                        }),
+                    );
+                }));
+            }
+        }
+    }
+
+    async fn http(&mut self, key: TunnelKey, request: ToEnvoyRequestStart) {
+        let encoding = routes::http_encoding(&request.headers);
+        let response = match routes::route(&request.method, &request.path) {
+            Route::Action(name) => self.http_action(&name, &request).await,
+            Route::Request(path) => self.http_raw(path, request).await,
+            Route::Metadata => routes::plain(
+                200,
+                "application/json",
+                br#"{"runtime":"rivetkit","type":"local","version":"2.3.19"}"#,
+            ),
+            Route::Health => routes::plain(200, "text/plain; charset=utf-8", b"ok"),
+            Route::Root => routes::plain(
+                200,
+                "text/plain; charset=utf-8",
+                b"This is an RivetKit actor.\n\nLearn more at https://rivetkit.org",
+            ),
+            Route::Metrics => routes::plain(200, "text/plain; version=0.0.4", b""),
+            Route::MethodNotAllowed => {
+                let err = routes::public(
+                    "actor",
+                    "method_not_allowed",
+                    format!("Method {} is not allowed.", request.method),
+                );
+                routes::error_response(&err, 405, encoding, &self.specifier())
+            }
+            Route::NotFound(path) => {
+                let err = routes::route_not_found(&path);
+                routes::error_response(&err, 404, encoding, &self.specifier())
+            }
+        };
+        let host = self.host().clone();
+        let fallback = routes::error_response(
+            &routes::public("rivetkit", "internal_error", "An internal error occurred"),
+            500,
+            encoding,
+            &self.specifier(),
+        );
+        self.ctx.core.push_out(Box::new(move |ok| {
+            let answer = if ok { response } else { fallback };
+            host.tunnel(key, 0, ToRivetTunnelMessageKind::ResponseStart(answer));
+        }));
+    }
+
+    async fn http_action(
+        &mut self,
+        name: &str,
+        request: &ToEnvoyRequestStart,
+    ) -> ToRivetResponseStart {
+        let encoding = routes::http_encoding(&request.headers);
+        let spec = self.specifier();
+        let fail =
+            |err: PublicError, status: u16| routes::error_response(&err, status, encoding, &spec);
+        let body = request.body.as_deref().unwrap_or_default();
+        let options = self.ctx.core.options.clone();
+        if body.len() > options.max_incoming_message_size {
+            return fail(
+                routes::public("message", "incoming_too_long", "Incoming message too long"),
+                400,
+            );
+        }
+        let Ok(decoded) = HttpActionRequest::decode(body, encoding) else {
+            return fail(routes::decode_failure(), 400);
+        };
+        let params = match parse_params::<A>(
+            request
+                .headers
+                .get("x-rivet-conn-params")
+                .map(String::as_str),
+        ) {
+            Ok(p) => p,
+            Err(_) => return fail(routes::decode_failure(), 400),
+        };
+        let conn = match self.connect(params, None).await {
+            Ok(id) => id,
+            Err(e) => {
+                let p = e.to_public();
+                let status = routes::status_of(&p);
+                return fail(p, status);
+            }
+        };
+        let previous = self.ctx.current.replace(conn.clone());
+        let result = self.run_action(name, decoded.args).await;
+        self.ctx.current = previous;
+        self.remove_conn(&conn, None).await;
+        match result {
+            Ok(output) => {
+                let body = HttpActionResponse { output }.encode(encoding);
+                if body.len() > options.max_outgoing_message_size {
+                    return fail(
+                        routes::public("message", "outgoing_too_long", "Outgoing message too long"),
+                        400,
+                    );
+                }
+                let mut headers = Headers::new();
+                headers.insert("content-type".into(), encoding.content_type().into());
+                headers.insert("x-rivet-actor".into(), spec.actor_id.clone());
+                headers.insert(
+                    "x-rivet-actor-generation".into(),
+                    spec.generation.to_string(),
+                );
+                if let Some(k) = &spec.key {
+                    headers.insert("x-rivet-actor-key".into(), k.clone());
+                }
+                ToRivetResponseStart {
+                    status: 200,
+                    headers,
+                    body: Some(body),
+                    stream: false,
+                }
+            }
+            Err(e) => {
+                let p = e.to_public();
+                let status = routes::status_of(&p);
+                fail(p, status)
+            }
+        }
+    }
+
+    async fn http_raw(
+        &mut self,
+        path: String,
+        request: ToEnvoyRequestStart,
+    ) -> ToRivetResponseStart {
+        let req = crate::http::Request {
+            method: request.method,
+            path,
+            headers: request.headers.into_iter().collect(),
+            body: request.body.unwrap_or_default(),
+        };
+        let limit = self.ctx.core.options.action_timeout;
+        let answered = tokio::time::timeout(limit, self.state.on_request(&mut self.ctx, req)).await;
+        match answered {
+            Ok(Ok(Some(resp))) => {
+                let mut headers = Headers::new();
+                for (k, v) in resp.headers {
+                    headers.insert(k.to_ascii_lowercase(), v);
+                }
+                ToRivetResponseStart {
+                    status: resp.status,
+                    headers,
+                    body: Some(resp.body),
+                    stream: false,
+                }
+            }
+            Ok(Ok(None)) => routes::error_response(
+                &routes::route_not_found("/request"),
+                404,
+                Encoding::Json,
+                &self.specifier(),
+            ),
+            Ok(Err(e)) => {
+                if e.is_internal() {
+                    tracing::error!(error = %e, "onRequest failed");
+                }
+                let p = e.to_public();
+                routes::error_response(&p, 500, Encoding::Json, &self.specifier())
+            }
+            Err(_) => routes::error_response(
+                &routes::public("actor", "action_timed_out", "Request timed out."),
+                408,
+                Encoding::Json,
+                &self.specifier(),
+            ),
+        }
+    }
+
+    async fn ws_open(&mut self, key: TunnelKey, open: ToEnvoyWebSocketOpen) {
+        let host = self.host().clone();
+        host.tunnel(
+            key,
+            0,
+            ToRivetTunnelMessageKind::WebSocketOpen(ToRivetWebSocketOpen {
+                can_hibernate: false,
+            }),
+        );
+        let path = open.path.split('?').next().unwrap_or("/").to_string();
+        if path == "/connect" {
+            self.connect_socket(key, open).await;
+        } else if path == "/inspector/connect" {
+            close_socket(&host, key, 1, 1011, "actor.not_found".into());
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.raw.insert(key, tx);
+            let ws = WebSocket {
+                key,
+                host: host.clone(),
+                rx,
+                next_index: 1,
+                closed: false,
+                path: open.path,
+                headers: open.headers.into_iter().collect(),
+                on_close: Some(self.raw_closed_tx.clone()),
+            };
+            let limit = self.ctx.core.options.hook_timeout;
+            if let Err(e) = with_timeout(
+                limit,
+                "onWebSocket",
+                self.state.on_websocket(&mut self.ctx, ws),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "onWebSocket failed");
+            }
+        }
+    }
+
+    async fn connect_socket(&mut self, key: TunnelKey, open: ToEnvoyWebSocketOpen) {
+        let host = self.host().clone();
+        let protocols = routes::socket_protocols(&open.headers);
+        let encoding = match protocols.encoding {
+            None => Encoding::Json,
+            Some(Ok(e)) => e,
+            Some(Err(name)) => {
+                tracing::debug!(encoding = %name, "unsupported websocket encoding");
+                close_socket(
+                    &host,
+                    key,
+                    1,
+                    1003,
+                    "actor.unsupported_websocket_encoding".into(),
+                );
+                host.forget_tunnel(&key);
+                return;
+            }
+        };
+        let socket = ConnSocket {
+            key,
+            encoding,
+            subscriptions: Default::default(),
+            next_index: AtomicU16::new(1),
+        };
+        let refused = match parse_params::<A>(protocols.params.as_deref()) {
+            Err(e) => Err(e),
+            Ok(params) => match self.connect(params, Some(socket)).await {
+                Ok(id) => {
+                    let init = ToClient::Init(Init {
+                        actor_id: self.ctx.core.actor_id.clone(),
+                        connection_id: id.to_string(),
+                    });
+                    if let Some(s) = self.ctx.conns.get(&id).and_then(|c| c.socket.as_ref()) {
+                        s.push(&self.ctx.core, &init);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = refused {
+            let p = e.to_public();
+            let msg = ToClient::Error(ErrorMessage {
+                group: p.group.clone(),
+                code: p.code.clone(),
+                message: p.message.clone(),
+                metadata: p.metadata.clone(),
+                action_id: None,
+                actor: Some(self.specifier()),
+            });
+            let frame = crate::conn::encode_frame(&msg, encoding);
+            let reason = format!("{}.{}", p.group, p.code);
+            self.ctx.core.push_out(Box::new(move |_| {
+                host.tunnel(key, 1, ToRivetTunnelMessageKind::WebSocketMessage(frame));
+                close_socket(&host, key, 2, 1011, reason);
+                host.forget_tunnel(&key);
+            }));
+        }
+    }
+
+    async fn ws_message(&mut self, key: TunnelKey, msg: WebSocketMessage) {
+        if let Some(tx) = self.raw.get(&key) {
+            let m = if msg.binary {
+                WsMessage::Binary(msg.data)
+            } else {
+                match String::from_utf8(msg.data) {
+                    Ok(t) => WsMessage::Text(t),
+                    Err(_) => {
+                        close_socket(self.host(), key, 0, 1007, "message.invalid_utf8".into());
+                        self.raw.remove(&key);
+                        return;
+                    }
+                }
+            };
+            let _ = tx.send(RawIn::Message(m));
+            return;
+        }
+        let Some(id) = self.conn_by_key.get(&key).cloned() else {
+            return;
+        };
+        let Some(encoding) = self
+            .ctx
+            .conns
+            .get(&id)
+            .and_then(|c| c.socket.as_ref())
+            .map(|s| s.encoding)
+        else {
+            return;
+        };
+        if msg.data.len() > self.ctx.core.options.max_incoming_message_size {
+            self.remove_conn(&id, Some((1011, "message.incoming_too_long".into())))
+                .await;
+            return;
+        }
+        let decoded = ToServer::decode(&msg.data, encoding);
+        match decoded {
+            Ok(ToServer::ActionRequest(req))
+                if !matches!(req.args, Value::Undefined) || encoding == Encoding::Bare =>
+            {
+                let previous = self.ctx.current.replace(id.clone());
+                let result = self.run_action(&req.name, req.args).await;
+                self.ctx.current = previous;
+                let out = match result {
+                    Ok(output) => {
+                        let reply = ToClient::ActionResponse(ActionResponse { id: req.id, output });
+                        if reply.encode(encoding).len()
+                            > self.ctx.core.options.max_outgoing_message_size
+                        {
+                            self.error_reply(
+                                req.id,
+                                routes::public(
+                                    "message",
+                                    "outgoing_too_long",
+                                    "Outgoing message too long",
+                                ),
+                            )
+                        } else {
+                            reply
+                        }
+                    }
+                    Err(e) => self.error_reply(req.id, e.to_public()),
+                };
+                if let Some(s) = self.ctx.conns.get(&id).and_then(|c| c.socket.as_ref()) {
+                    s.push(&self.ctx.core, &out);
+                }
+            }
+            Ok(ToServer::SubscriptionRequest(sub)) => {
+                if let Some(s) = self.ctx.conns.get_mut(&id).and_then(|c| c.socket.as_mut()) {
+                    if sub.subscribe {
+                        s.subscriptions.insert(sub.event_name);
+                    } else {
+                        s.subscriptions.remove(&sub.event_name);
+                    }
+                }
+            }
+            Ok(_) | Err(_) => {
+                tracing::debug!("undecodable message on a connection; closing it");
+                self.remove_conn(&id, Some((1011, "actor.invalid_request".into())))
+                    .await;
+            }
+        }
+    }
+
+    fn error_reply(&self, action_id: u64, p: PublicError) -> ToClient {
+        ToClient::Error(ErrorMessage {
+            group: p.group,
+            code: p.code,
+            message: p.message,
+            metadata: p.metadata,
+            action_id: Some(action_id),
+            actor: Some(self.specifier()),
+        })
+    }
+
+    async fn fire_schedules(&mut self) {
+        let due = self.ctx.schedule.take_due(now_ms());
+        for event in due {
+            let args = decode_payload(&event.args).unwrap_or(Value::Array(Vec::new()));
+            tracing::debug!(action = %event.action, id = %event.id, "scheduled action due");
+            if let Err(e) = self.run_action(&event.action, args).await {
+                tracing::warn!(action = %event.action, error = %e, "scheduled action failed");
+            }
+        }
+    }
+
+    /// A graceful stop: hooks, final save, sockets closed, then `Stopped`.
+    async fn stop(mut self, reason: StopActorReason) {
+        let destroy = matches!(
+            reason,
+            StopActorReason::Destroy | StopActorReason::StopIntent
+        );
+        tracing::debug!(?reason, "stopping");
+        let _ = self.stop_tx.send(true);
+        let grace = self.ctx.core.options.sleep_grace;
+        let hook = if destroy {
+            with_timeout(grace, "onDestroy", self.state.on_destroy(&mut self.ctx)).await
+        } else {
+            with_timeout(grace, "onSleep", self.state.on_sleep(&mut self.ctx)).await
+        };
+        if let Err(e) = hook {
+            tracing::warn!(error = %e, "stop hook failed");
+        }
+        let ids: Vec<ConnId> = self.ctx.conns.keys().cloned().collect();
+        for id in ids {
+            self.remove_conn(&id, Some((1011, "actor.stopped".into())))
+                .await;
+        }
+        for key in std::mem::take(&mut self.raw).into_keys() {
+            close_socket(self.host(), key, u16::MAX, 1011, "actor.stopped".into());
+        }
+        self.after_turn().await;
+        if self.flush_at.take().is_some() {
+            if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
+                tracing::error!(error = %e, "final state save failed");
+            }
+        }
+        let saved = tokio::time::timeout(grace, self.ctx.gate.barrier())
+            .await
+            .unwrap_or(false);
+        if let Some(task) = self.run_task.take() {
+            task.abort();
+        }
+        let core = self.ctx.core.clone();
+        if saved {
+            report_stopped(&core.host, &core, StopCode::Ok, None);
+        } else {
+            report_stopped(
+                &core.host,
+                &core,
+                StopCode::Error,
+                Some("final state save failed".into()),
+            );
+        }
+        core.host.actor_finished(&core.actor_id, core.generation);
+    }
+
+    /// Stops after a failure; the engine restarts the actor on its next request or alarm.
+    async fn crash(mut self, why: &str) {
+        tracing::error!(reason = why, "actor crashed");
+        let _ = self.stop_tx.send(true);
+        if let Some(task) = self.run_task.take() {
+            task.abort();
+        }
+        let host = self.host().clone();
+        for (key, _) in std::mem::take(&mut self.conn_by_key) {
+            close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
+            host.forget_tunnel(&key);
+        }
+        for key in std::mem::take(&mut self.raw).into_keys() {
+            close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
+        }
+        let core = self.ctx.core.clone();
+        report_stopped(&host, &core, StopCode::Error, Some(why.to_string()));
+        host.actor_finished(&core.actor_id, core.generation);
+    }
+
+    fn abandon(mut self) {
+        let _ = self.stop_tx.send(true);
+        if let Some(task) = self.run_task.take() {
+            task.abort();
+        }
+        let core = self.ctx.core.clone();
+        core.host.actor_finished(&core.actor_id, core.generation);
+    }
+}
+
+fn close_socket(host: &Host, key: TunnelKey, index: u16, code: u16, reason: String) {
+    host.tunnel(
+        key,
+        index,
+        ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+            code: Some(code),
+            reason: Some(reason),
+            hibernate: false,
+        }),
+    );
+}
+
+fn parse_params<A: Actor>(text: Option<&str>) -> Result<A::ConnParams, Error> {
+    let parsed = match text {
+        Some(t) => serde_json::from_str::<A::ConnParams>(t),
+        None => serde_json::from_value::<A::ConnParams>(serde_json::Value::Null),
+    };
+    parsed.map_err(|e| {
+        Error::public(
+            "actor",
+            "invalid_request",
+            format!("invalid connection parameters: {e}"),
+        )
+    })
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

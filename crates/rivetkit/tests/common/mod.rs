@@ -1,0 +1,59 @@
+//! Shared fixtures: a registry of test actors on an in-process engine.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rivetkit::{EmbeddedOptions, Registry, RegistryConfig, RunningRegistry};
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Configuration independent of the environment the tests run in.
+pub fn config() -> RegistryConfig {
+    RegistryConfig {
+        endpoint: "http://127.0.0.1:6420".into(),
+        token: None,
+        namespace: "default".into(),
+        pool: "default".into(),
+        version: 1,
+        region: "test-region".into(),
+        drain_timeout: Duration::from_secs(30),
+    }
+}
+
+/// Starts `registry` with an embedded engine on a free port, storing in `dir` (memory when
+/// `None`).
+pub async fn start_embedded(registry: Registry, dir: Option<&Path>) -> RunningRegistry {
+    init_tracing();
+    registry
+        .config(config())
+        .start_embedded_with(EmbeddedOptions {
+            data_dir: dir.map(Path::to_path_buf),
+            port: 0,
+        })
+        .await
+        .expect("embedded registry starts")
+}
+
+/// Polls `check` until it returns `Some`, failing after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
