@@ -30,8 +30,9 @@ impl RemoteError {
     }
 }
 
-/// Why a client operation failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a client operation failed. Cloneable so that one connection failure can be reported
+/// to every call that was waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The engine, gateway or actor answered with an error body.
     #[error("{}.{}: {}", .0.group, .0.code, .0.message)]
@@ -70,6 +71,12 @@ pub enum ClientError {
         /// The body, lossily as text (truncated).
         body: String,
     },
+    /// The caller asked for something that cannot be sent (e.g. an invalid HTTP method).
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong.
+        reason: String,
+    },
     /// Arguments or input could not be encoded.
     #[error("cannot encode {what}: {source}")]
     Encode {
@@ -77,6 +84,16 @@ pub enum ClientError {
         what: &'static str,
         /// The codec's reason.
         source: rivet_client_protocol::Error,
+    },
+    /// A realtime connection (or raw WebSocket) closed before the operation completed, or
+    /// was closed by this client. Closes that carry a `group.code` reason are reported as
+    /// [`ClientError::Remote`] instead.
+    #[error("connection closed: {reason}")]
+    ConnectionClosed {
+        /// The WebSocket close code, when a close frame arrived.
+        code: Option<u16>,
+        /// What happened, with the close reason when there was one.
+        reason: String,
     },
     /// A success response could not be decoded into the expected type.
     #[error("cannot decode the response from {url}: {reason}")]

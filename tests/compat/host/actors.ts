@@ -232,7 +232,80 @@ export function buildActors(rk: Rk) {
 		},
 	});
 
-	return { counter, chatRoom, alarmer, rawEcho, sleepy, bench };
+	// For the Rust client's connection tests (crates/rivetkit-client/tests): events, slow and
+	// failing actions, and connections refused (onBeforeConnect) or dropped on request.
+	// onBeforeConnect refuses with `user.rejected` when the params say {reject: true}, and
+	// connections with params {gated: true} while `state.refuse` is set (setRefuse), so a test
+	// can hold its connection off and let it back in while calling actions without params.
+	const clientConn = rk.actor({
+		state: { count: 0, refuse: false },
+		events: {
+			changed: rk.event<number>(),
+			note: rk.event<unknown>(),
+		},
+		onBeforeConnect: (c: any, params: any) => {
+			if (params?.reject === true || (params?.gated === true && c.state.refuse)) {
+				throw userError("connection refused", "rejected", { byParams: params?.reject === true });
+			}
+		},
+		actions: {
+			increment: (c: any, n: number) => {
+				c.state.count += n;
+				c.broadcast("changed", c.state.count);
+				return c.state.count;
+			},
+			getCount: (c: any) => c.state.count,
+			// Broadcasts event `name` with the remaining arguments.
+			emit: (c: any, name: string, ...args: unknown[]) => {
+				c.broadcast(name, ...args);
+				return args.length;
+			},
+			// Answers `value` after `ms` milliseconds, so concurrent calls finish out of order.
+			// Broadcasts note("started", value) first: a test can tell the call is running.
+			delay: async (c: any, ms: number, value: unknown) => {
+				c.broadcast("note", "started", value);
+				await new Promise((resolve) => setTimeout(resolve, ms));
+				return value;
+			},
+			fail: (_c: any, message: string) => {
+				throw userError(message, "bad_thing", { a: 1 });
+			},
+			// The connection parameters the calling connection was opened with.
+			params: (c: any) => c.conn?.params ?? null,
+			setRefuse: (c: any, refuse: boolean) => {
+				c.state.refuse = refuse;
+				return refuse;
+			},
+			// Closes the connection with id `connId` (code 1000, `reason`); false if none.
+			kick: async (c: any, connId: string, reason: string) => {
+				for (const conn of c.conns.values()) {
+					if (conn.id === connId) {
+						await conn.disconnect(reason);
+						return true;
+					}
+				}
+				return false;
+			},
+		},
+	});
+
+	return { counter, chatRoom, alarmer, rawEcho, sleepy, bench, clientConn };
+}
+
+/**
+ * A public user error (`user.<code>` with message and metadata, as `UserError` builds it),
+ * duck-typed so that this file needs nothing from the host's rivetkit package beyond what
+ * the registries pass in.
+ */
+function userError(message: string, code: string, metadata?: unknown): Error {
+	const error: any = new Error(message);
+	error.__type = "RivetError";
+	error.group = "user";
+	error.code = code;
+	error.public = true;
+	error.metadata = metadata;
+	error.statusCode = 400;
+	return error;
 }
 
 async function arm(c: any): Promise<void> {
