@@ -57,6 +57,17 @@ impl Core {
         self.lock_outputs().push(out);
     }
 
+    /// How many outputs the current turn has so far.
+    pub fn outputs_mark(&self) -> usize {
+        self.lock_outputs().len()
+    }
+
+    /// Drops the outputs queued after `mark` (those of an action that panicked: they may
+    /// describe changes that will never be saved).
+    pub fn truncate_outputs(&self, mark: usize) {
+        self.lock_outputs().truncate(mark);
+    }
+
     /// Takes the current turn's outputs.
     pub fn take_outputs(&self) -> Vec<Out> {
         std::mem::take(&mut *self.lock_outputs())

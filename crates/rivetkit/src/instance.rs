@@ -34,7 +34,7 @@ use crate::actor::{Actor, Persistence};
 use crate::conn::{record_tunnel, Conn, ConnId, ConnRecord, ConnSocket};
 use crate::ctx::{Core, Ctx, Requests};
 use crate::error::{KvError, PublicError};
-use crate::gate::Gate;
+use crate::gate::{Gate, Out};
 use crate::host::{Factory, Host, TunnelKey};
 use crate::kv::{CONN_PREFIX, SCHEDULE_KEY, STATE_PREFIX};
 use crate::raw_ws::{RawIn, WebSocket, WsMessage};
@@ -116,7 +116,32 @@ impl<A: Actor> Factory for TypeFactory<A> {
             key = start.key.as_deref().unwrap_or(""),
             generation = start.generation,
         );
-        tokio::spawn(run::<A>(host, start, rx).instrument(span));
+        let (actor_id, generation) = (start.actor_id.clone(), start.generation);
+        tokio::spawn(
+            async move {
+                // A panic outside an action (in a hook) ends the task; the engine must still
+                // learn that the actor stopped.
+                let ended = AssertUnwindSafe(run::<A>(host.clone(), start, rx))
+                    .catch_unwind()
+                    .await;
+                if let Err(p) = ended {
+                    let msg = format!("actor code panicked: {}", panic_message(&*p));
+                    tracing::error!(reason = %msg, "actor crashed");
+                    host.send_events(
+                        &actor_id,
+                        generation,
+                        vec![Event::StateUpdate(EventActorStateUpdate {
+                            state: ActorState::Stopped(ActorStateStopped {
+                                code: StopCode::Error,
+                                message: Some(msg),
+                            }),
+                        })],
+                    );
+                    host.actor_finished(&actor_id, generation);
+                }
+            }
+            .instrument(span),
+        );
         tx
     }
 }
@@ -726,6 +751,9 @@ impl<A: Actor> Instance<A> {
                 }
             }
             if let Some(p) = self.poisoned.take() {
+                // The error reply (and acknowledgement) of the failed action still leave.
+                let outs = self.ctx.core.take_outputs();
+                self.ctx.gate.release(outs);
                 self.crash(&format!("actor code panicked: {p}")).await;
                 return;
             }
@@ -834,6 +862,7 @@ impl<A: Actor> Instance<A> {
     /// Runs an action with the timeout and `on_before_action_response`.
     async fn run_action(&mut self, name: &str, args: Value) -> Result<Value, Error> {
         let limit = self.ctx.core.options.action_timeout;
+        let mark = self.ctx.core.outputs_mark();
         let Some(fut) = self.state.dispatch(&mut self.ctx, name, args) else {
             return Err(Error::public(
                 "actor",
@@ -850,6 +879,7 @@ impl<A: Actor> Instance<A> {
             Ok(Err(p)) => {
                 let msg = panic_message(&*p);
                 tracing::error!(action = name, panic = %msg, "action panicked");
+                self.ctx.core.truncate_outputs(mark);
                 self.poisoned = Some(msg.clone());
                 Err(Error::internal(format!("action panicked: {msg}")))
             }
@@ -1460,20 +1490,32 @@ impl<A: Actor> Instance<A> {
             task.abort();
         }
         let host = self.host().clone();
+        let mut closes: Vec<Out> = Vec::new();
         for conn in self.ctx.conns.values() {
             let Some(socket) = &conn.socket else { continue };
             let hibernate = socket.hibernatable && socket.saved.is_some();
-            host.tunnel(
+            let (key, index) = (
                 socket.key,
                 socket.next_index.fetch_add(1, Ordering::Relaxed),
-                ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
-                    code: (!hibernate).then_some(1011),
-                    reason: (!hibernate).then(|| "actor.crashed".to_string()),
-                    hibernate,
-                }),
             );
-            host.forget_tunnel(&socket.key);
+            let host = host.clone();
+            closes.push(Box::new(move |_| {
+                host.tunnel(
+                    key,
+                    index,
+                    ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+                        code: (!hibernate).then_some(1011),
+                        reason: (!hibernate).then(|| "actor.crashed".to_string()),
+                        hibernate,
+                    }),
+                );
+                host.forget_tunnel(&key);
+            }));
         }
+        // After the replies already handed to the gate.
+        self.ctx.gate.release(closes);
+        let grace = self.ctx.core.options.sleep_grace;
+        let _ = tokio::time::timeout(grace, self.ctx.gate.barrier()).await;
         for key in std::mem::take(&mut self.raw).into_keys() {
             close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
         }
