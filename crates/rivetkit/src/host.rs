@@ -260,6 +260,24 @@ impl Host {
                 break;
             }
         }
+        // The actors' Stopped events must reach the engine's storage before the socket closes:
+        // an engine that never learns of the stop waits for the lost threshold instead.
+        loop {
+            let unacked = self.lock().unacked.len();
+            if unacked == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    actors = unacked,
+                    "drain timed out before the engine acknowledged every event"
+                );
+                break;
+            }
+        }
         self.shutting_down.store(true, Ordering::SeqCst);
         self.notify();
     }
@@ -280,6 +298,8 @@ impl Host {
                         }
                     }
                 }
+                drop(st);
+                self.notify();
             }
             ToEnvoy::KvResponse(r) => {
                 let pending = self.lock().pending_kv.remove(&r.request_id);
