@@ -21,7 +21,7 @@ use rivet_config::{Config, ListenAddr, PubSub, Storage};
 use rivet_orchestrator::shell::{Shell, ShellConfig};
 use rivet_store::{Db, StoreConfig};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use error::EngineError;
@@ -45,6 +45,9 @@ pub struct Engine {
     metrics_addr: SocketAddr,
     stop: watch::Sender<bool>,
     servers: Vec<Server>,
+    /// Closes when every actor-host socket has finished (they outlive the listeners' graceful
+    /// shutdown, which does not wait for upgraded connections).
+    sockets_done: mpsc::Receiver<()>,
 }
 
 /// Engine settings outside the configuration file.
@@ -143,6 +146,16 @@ impl Engine {
                 return Err(EngineError::Orchestrator { source });
             }
         };
+        if matches!(config.storage, Storage::FileSystem { .. }) {
+            match shell.disconnect_orphaned_hosts().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(
+                    hosts = count,
+                    "hosts of the previous run are disconnected; their actors are lost unless they reconnect"
+                ),
+                Err(error) => tracing::warn!(%error, "cannot disconnect the previous run's hosts"),
+            }
+        }
         let api = rivet_api::ApiState::new(
             db.clone(),
             config.auth.admin_token.clone(),
@@ -168,12 +181,17 @@ impl Engine {
         };
         let registry = Arc::new(metrics::registry(db.clone(), bus.clone()));
         let (stop, stopped) = watch::channel(false);
+        let (sockets_live, sockets_done) = mpsc::channel(1);
+        let sockets = http::envoy_socket::Sockets {
+            stopping: stopped.clone(),
+            live: sockets_live,
+        };
         tokio::spawn(memory::trim_periodically(stopped.clone()));
         let servers = vec![
             serve(
                 GUARD.name,
                 guard,
-                http::guard::router(label, api.clone(), gateway),
+                http::guard::router(label, api.clone(), gateway, sockets),
                 stopped.clone(),
             )?,
             serve(
@@ -199,6 +217,7 @@ impl Engine {
             bus,
             stop,
             servers,
+            sockets_done,
         };
         tracing::info!(
             version = VERSION,
@@ -245,7 +264,7 @@ impl Engine {
 
     /// Stops accepting, drains in-flight requests (bounded), then closes the bus and flushes and
     /// closes the store.
-    pub async fn shutdown(self) -> Result<(), EngineError> {
+    pub async fn shutdown(mut self) -> Result<(), EngineError> {
         tracing::info!("engine stopping");
         let _ = self.stop.send(true);
         self.shell.stop();
@@ -272,6 +291,14 @@ impl Engine {
                     abort.abort();
                 }
             }
+        }
+        // Host sockets record their disconnect (and apply the events they received) before
+        // the store closes, so the next run knows where each actor stands.
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.sockets_done.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("actor-host sockets still open after the drain timeout");
         }
         if let Err(source) = self.bus.close().await {
             tracing::warn!(%source, "closing the bus failed");

@@ -52,6 +52,12 @@ pub struct ActorOptions {
     pub can_sleep: bool,
     /// Longest `on_sleep` / `on_destroy` plus draining may take when stopping (15 s).
     pub sleep_grace: Duration,
+    /// Whether realtime connections survive the actor's sleep (npm rivetkit's hibernatable
+    /// connections, on by default). The gateway keeps the client's socket open while the actor
+    /// sleeps; the connection (parameters, state, subscriptions) is saved and restored on wake
+    /// without running the connect hooks again, and an open connection does not keep the
+    /// actor awake. Off: connections keep the actor awake and are closed when it stops.
+    pub hibernatable_connections: bool,
     /// Largest accepted request or WebSocket message (65,536 bytes).
     pub max_incoming_message_size: usize,
     /// Largest action output (1 MiB).
@@ -67,6 +73,7 @@ impl Default for ActorOptions {
             sleep_timeout: Duration::from_secs(30),
             can_sleep: true,
             sleep_grace: Duration::from_secs(15),
+            hibernatable_connections: true,
             max_incoming_message_size: 65_536,
             max_outgoing_message_size: 1 << 20,
         }
@@ -84,8 +91,10 @@ pub trait Actor: Serialize + DeserializeOwned + Send + Sync + Sized + 'static {
     type Vars: Send + Sync + 'static;
     /// Connection parameters sent by the client (`rivet_conn_params` / `x-rivet-conn-params`).
     type ConnParams: DeserializeOwned + Send + Sync + 'static;
-    /// Per-connection state built by [`Actor::create_conn_state`].
-    type ConnState: Send + Sync + 'static;
+    /// Per-connection state built by [`Actor::create_conn_state`]. Serializable because a
+    /// connection outlives the actor's sleep: it is saved with the connection and restored on
+    /// wake.
+    type ConnState: Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Settings of this actor type.
     fn options() -> ActorOptions {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rivet_client_protocol::{Encoding, Event, Message, ToClient};
 use rivet_envoy_protocol::{ToRivetTunnelMessageKind, ToRivetWebSocketMessage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
 use crate::ctx::Core;
@@ -48,12 +48,87 @@ pub(crate) struct ConnSocket {
     pub encoding: Encoding,
     pub subscriptions: HashSet<String>,
     pub next_index: AtomicU16,
+    /// Survives the actor's sleep: saved in KV, restored on wake, messages acknowledged.
+    pub hibernatable: bool,
+    /// The connection parameters as the client sent them (JSON text), saved with it.
+    pub params_json: Option<String>,
+    /// The gateway index of the last client message handled, to skip re-deliveries.
+    pub last_message: Option<u16>,
+    /// The record as last saved (hibernatable connections), to save only changes.
+    pub saved: Option<Vec<u8>>,
+}
+
+impl ConnSocket {
+    /// Whether `index` was handled already. Indexes wrap at 65,536; anything up to half the
+    /// range behind the last one counts as seen.
+    pub fn seen(&self, index: u16) -> bool {
+        self.last_message
+            .is_some_and(|last| last.wrapping_sub(index) < u16::MAX / 2)
+    }
+}
+
+/// A hibernatable connection as saved in the actor's KV (CBOR).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ConnRecord {
+    pub id: String,
+    pub params: Option<String>,
+    pub state: ciborium::Value,
+    pub subscriptions: Vec<String>,
+    pub encoding: String,
+}
+
+/// KV key of a saved connection: the prefix, then gateway id and request id.
+pub(crate) fn record_key(key: &TunnelKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(crate::kv::CONN_PREFIX);
+    k.extend_from_slice(&key.0);
+    k.extend_from_slice(&key.1);
+    k
+}
+
+/// The socket of a saved connection's KV key.
+pub(crate) fn record_tunnel(key: &[u8]) -> Option<TunnelKey> {
+    let rest = key.strip_prefix(&[crate::kv::CONN_PREFIX])?;
+    let gateway: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+    let request: [u8; 4] = rest.get(4..8)?.try_into().ok()?;
+    (rest.len() == 8).then_some((gateway, request))
+}
+
+impl<A: Actor> Conn<A> {
+    /// The CBOR record of a hibernatable connection.
+    pub(crate) fn record(&self) -> Option<Result<Vec<u8>, crate::Error>> {
+        let socket = self.socket.as_ref().filter(|s| s.hibernatable)?;
+        let encode = || -> Result<Vec<u8>, crate::Error> {
+            let state = ciborium::Value::serialized(&self.state).map_err(|e| {
+                crate::Error::internal(format!("connection state not serializable: {e}"))
+            })?;
+            let mut subscriptions: Vec<String> = socket.subscriptions.iter().cloned().collect();
+            subscriptions.sort();
+            let record = ConnRecord {
+                id: self.id.to_string(),
+                params: socket.params_json.clone(),
+                state,
+                subscriptions,
+                encoding: socket.encoding.as_str().to_string(),
+            };
+            let mut out = Vec::new();
+            ciborium::into_writer(&record, &mut out).map_err(|e| {
+                crate::Error::internal(format!("connection record not serializable: {e}"))
+            })?;
+            Ok(out)
+        };
+        Some(encode())
+    }
 }
 
 impl ConnSocket {
     /// Queues a client-protocol message to this socket (through the output gate).
     pub fn push(&self, core: &Core, msg: &ToClient) {
-        let frame = encode_frame(msg, self.encoding);
+        self.push_frame(core, encode_frame(msg, self.encoding));
+    }
+
+    /// Queues an encoded frame to this socket (through the output gate).
+    pub fn push_frame(&self, core: &Core, frame: ToRivetWebSocketMessage) {
         core.push_ws(
             self.key,
             self.next_index.fetch_add(1, Ordering::Relaxed),

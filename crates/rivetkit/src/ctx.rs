@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use indexmap::IndexMap;
 use rivet_client_protocol::{Event, ToClient};
-use rivet_envoy_protocol::ToRivetWebSocketMessage;
+use rivet_envoy_protocol::{ToRivetTunnelMessageKind, ToRivetWebSocketMessage};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -57,6 +57,17 @@ impl Core {
         self.lock_outputs().push(out);
     }
 
+    /// How many outputs the current turn has so far.
+    pub fn outputs_mark(&self) -> usize {
+        self.lock_outputs().len()
+    }
+
+    /// Drops the outputs queued after `mark` (those of an action that panicked: they may
+    /// describe changes that will never be saved).
+    pub fn truncate_outputs(&self, mark: usize) {
+        self.lock_outputs().truncate(mark);
+    }
+
     /// Takes the current turn's outputs.
     pub fn take_outputs(&self) -> Vec<Out> {
         std::mem::take(&mut *self.lock_outputs())
@@ -72,6 +83,25 @@ impl Core {
         }));
     }
 
+    /// Queues the acknowledgement of a hibernatable socket's message `index`.
+    pub fn push_ack(&self, socket: &crate::conn::ConnSocket, index: u16) {
+        let host = self.host.clone();
+        let key = socket.key;
+        let at = socket.next_index.fetch_add(1, Ordering::Relaxed);
+        self.push_out(Box::new(move |ok| {
+            if ok {
+                host.tunnel(
+                    key,
+                    at,
+                    ToRivetTunnelMessageKind::WebSocketMessageAck(
+                        rivet_envoy_protocol::ToRivetWebSocketMessageAck { index },
+                    ),
+                );
+            }
+        }));
+    }
+
+    /// Asks the actor task to close a connection after the current turn.
     pub fn request_disconnect(&self, id: ConnId, reason: String) {
         self.lock_requests().disconnect.push((id, reason));
         self.wake.notify_one();
@@ -89,6 +119,10 @@ pub struct Ctx<A: Actor> {
     pub(crate) gate: Gate,
     /// The state as last written (CBOR), to detect changes.
     pub(crate) persisted: Option<Vec<u8>>,
+    /// Connections whose saved record may have changed this turn.
+    pub(crate) touched: Vec<ConnId>,
+    /// Every connection may have changed (`conns_mut`).
+    pub(crate) all_touched: bool,
 }
 
 impl<A: Actor> Ctx<A> {
@@ -179,6 +213,7 @@ impl<A: Actor> Ctx<A> {
 
     /// Every open connection, mutably (e.g. to change connection state).
     pub fn conns_mut(&mut self) -> impl Iterator<Item = &mut Conn<A>> {
+        self.all_touched = true;
         self.conns.values_mut()
     }
 
@@ -189,10 +224,40 @@ impl<A: Actor> Ctx<A> {
 
     /// The current connection, mutably.
     pub fn conn_mut(&mut self) -> Option<&mut Conn<A>> {
-        match &self.current {
-            Some(id) => self.conns.get_mut(id),
-            None => None,
+        let id = self.current.clone()?;
+        self.touched.push(id.clone());
+        self.conns.get_mut(&id)
+    }
+
+    /// Records of hibernatable connections changed since they were last saved (and touched
+    /// this turn): `(id, KV key, record)`.
+    pub(crate) fn changed_conn_records(&mut self) -> Vec<(ConnId, Vec<u8>, Vec<u8>)> {
+        let ids: Vec<ConnId> = if std::mem::take(&mut self.all_touched) {
+            self.touched.clear();
+            self.conns.keys().cloned().collect()
+        } else {
+            let mut ids = std::mem::take(&mut self.touched);
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(conn) = self.conns.get(&id) else {
+                continue;
+            };
+            let Some(socket) = conn.socket.as_ref() else {
+                continue;
+            };
+            match conn.record() {
+                Some(Ok(record)) if socket.saved.as_ref() != Some(&record) => {
+                    out.push((id, crate::conn::record_key(&socket.key), record));
+                }
+                Some(Err(e)) => tracing::error!(conn = %id, error = %e, "connection not saved"),
+                _ => {}
+            }
         }
+        out
     }
 
     /// A connection by id.

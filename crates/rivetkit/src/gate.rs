@@ -49,7 +49,10 @@ impl Gate {
             while let Some(item) = rx.recv().await {
                 match item {
                     Gated::Write(answer) => {
-                        let ok = matches!(answer.await, Ok(KvResponseData::Put));
+                        let ok = matches!(
+                            answer.await,
+                            Ok(KvResponseData::Put | KvResponseData::Delete)
+                        );
                         if !ok && !task_shared.failed.swap(true, Ordering::SeqCst) {
                             tracing::error!(
                                 "state write failed; holding back the outputs that depend on it"

@@ -227,10 +227,11 @@ impl Host {
     /// Called by an actor task when it has finished (after its Stopped event, if any).
     pub fn actor_finished(&self, actor_id: &str, generation: u32) {
         let mut st = self.lock();
+        // A newer generation may already run here and own the actor's sockets.
         if st.actors.get(actor_id).map(|s| s.generation) == Some(generation) {
             st.actors.remove(actor_id);
+            st.tunnels.retain(|_, a| a != actor_id);
         }
-        st.tunnels.retain(|_, a| a != actor_id);
         drop(st);
         self.notify();
     }
@@ -259,6 +260,24 @@ impl Host {
                 break;
             }
         }
+        // The actors' Stopped events must reach the engine's storage before the socket closes:
+        // an engine that never learns of the stop waits for the lost threshold instead.
+        loop {
+            let unacked = self.lock().unacked.len();
+            if unacked == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    actors = unacked,
+                    "drain timed out before the engine acknowledged every event"
+                );
+                break;
+            }
+        }
         self.shutting_down.store(true, Ordering::SeqCst);
         self.notify();
     }
@@ -279,6 +298,8 @@ impl Host {
                         }
                     }
                 }
+                drop(st);
+                self.notify();
             }
             ToEnvoy::KvResponse(r) => {
                 let pending = self.lock().pending_kv.remove(&r.request_id);
@@ -328,6 +349,11 @@ impl Host {
                         );
                         continue;
                     };
+                    let hibernating: Vec<TunnelKey> = start
+                        .hibernating_requests
+                        .iter()
+                        .map(|h| (h.gateway_id, h.request_id))
+                        .collect();
                     let inbox = factory.spawn(
                         self.clone(),
                         Start {
@@ -336,15 +362,22 @@ impl Host {
                             name,
                             key: start.config.key,
                             input: start.config.input,
+                            hibernating: hibernating.clone(),
                         },
                     );
-                    let old = self.lock().actors.insert(
+                    let mut st = self.lock();
+                    // Frames of restored sockets arrive without a new open (§9.6).
+                    for key in hibernating {
+                        st.tunnels.insert(key, cp.actor_id.clone());
+                    }
+                    let old = st.actors.insert(
                         cp.actor_id.clone(),
                         Slot {
                             generation: cp.generation,
                             inbox,
                         },
                     );
+                    drop(st);
                     if let Some(old) = old {
                         // An older generation the engine gave up on: stop it silently.
                         let _ = old.inbox.send(Input::Lost);
@@ -390,7 +423,14 @@ impl Host {
                 (open.actor_id.clone(), Input::WsOpen { key, open })
             }
             ToEnvoyTunnelMessageKind::WebSocketMessage(msg) => match st.tunnels.get(&key) {
-                Some(actor) => (actor.clone(), Input::WsMessage { key, msg }),
+                Some(actor) => (
+                    actor.clone(),
+                    Input::WsMessage {
+                        key,
+                        index: id.message_index,
+                        msg,
+                    },
+                ),
                 None => return,
             },
             ToEnvoyTunnelMessageKind::WebSocketClose(close) => match st.tunnels.remove(&key) {

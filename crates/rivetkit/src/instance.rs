@@ -21,22 +21,22 @@ use rivet_client_protocol::{
 };
 use rivet_envoy_protocol::{
     ActorIntent, ActorState, ActorStateStopped, Event, EventActorIntent, EventActorSetAlarm,
-    EventActorStateUpdate, Headers, KvGetRequest, KvPutRequest, KvRequestData, KvResponseData,
-    StopActorReason, StopCode, ToEnvoyRequestStart, ToEnvoyWebSocketClose, ToEnvoyWebSocketOpen,
-    ToRivetResponseStart, ToRivetTunnelMessageKind, ToRivetWebSocketClose, ToRivetWebSocketOpen,
-    WebSocketMessage,
+    EventActorStateUpdate, Headers, KvDeleteRequest, KvGetRequest, KvListPrefixQuery, KvListQuery,
+    KvListRequest, KvPutRequest, KvRequestData, KvResponseData, StopActorReason, StopCode,
+    ToEnvoyRequestStart, ToEnvoyWebSocketClose, ToEnvoyWebSocketOpen, ToRivetResponseStart,
+    ToRivetTunnelMessageKind, ToRivetWebSocketClose, ToRivetWebSocketOpen, WebSocketMessage,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::actor::{Actor, Persistence};
-use crate::conn::{Conn, ConnId, ConnSocket};
+use crate::conn::{record_tunnel, Conn, ConnId, ConnRecord, ConnSocket};
 use crate::ctx::{Core, Ctx, Requests};
-use crate::error::PublicError;
-use crate::gate::Gate;
+use crate::error::{KvError, PublicError};
+use crate::gate::{Gate, Out};
 use crate::host::{Factory, Host, TunnelKey};
-use crate::kv::{SCHEDULE_KEY, STATE_PREFIX};
+use crate::kv::{CONN_PREFIX, SCHEDULE_KEY, STATE_PREFIX};
 use crate::raw_ws::{RawIn, WebSocket, WsMessage};
 use crate::routes::{self, Route};
 use crate::run_ctx::RunCtx;
@@ -47,6 +47,10 @@ use crate::Error;
 const CHUNK: usize = 120 * 1024;
 /// At most this many chunks, so one put stays under the engine's 976 KiB payload limit.
 const MAX_CHUNKS: usize = 7;
+/// Keys per put (the engine takes 128).
+const PUT_MAX_KEYS: usize = 100;
+/// Value bytes per put (the engine takes 976 KiB of keys and values).
+const PUT_MAX_BYTES: usize = 900 * 1024;
 
 /// What the engine asked for when starting the actor.
 pub(crate) struct Start {
@@ -55,6 +59,8 @@ pub(crate) struct Start {
     pub name: String,
     pub key: Option<String>,
     pub input: Option<Vec<u8>>,
+    /// Client sockets kept open by the gateway while the actor slept, to restore.
+    pub hibernating: Vec<TunnelKey>,
 }
 
 /// Inputs routed to an actor by the host.
@@ -69,6 +75,8 @@ pub(crate) enum Input {
     },
     WsMessage {
         key: TunnelKey,
+        /// The gateway's `messageIndex`, acknowledged once processed (hibernatable sockets).
+        index: u16,
         msg: WebSocketMessage,
     },
     WsClose {
@@ -108,7 +116,32 @@ impl<A: Actor> Factory for TypeFactory<A> {
             key = start.key.as_deref().unwrap_or(""),
             generation = start.generation,
         );
-        tokio::spawn(run::<A>(host, start, rx).instrument(span));
+        let (actor_id, generation) = (start.actor_id.clone(), start.generation);
+        tokio::spawn(
+            async move {
+                // A panic outside an action (in a hook) ends the task; the engine must still
+                // learn that the actor stopped.
+                let ended = AssertUnwindSafe(run::<A>(host.clone(), start, rx))
+                    .catch_unwind()
+                    .await;
+                if let Err(p) = ended {
+                    let msg = format!("actor code panicked: {}", panic_message(&*p));
+                    tracing::error!(reason = %msg, "actor crashed");
+                    host.send_events(
+                        &actor_id,
+                        generation,
+                        vec![Event::StateUpdate(EventActorStateUpdate {
+                            state: ActorState::Stopped(ActorStateStopped {
+                                code: StopCode::Error,
+                                message: Some(msg),
+                            }),
+                        })],
+                    );
+                    host.actor_finished(&actor_id, generation);
+                }
+            }
+            .instrument(span),
+        );
         tx
     }
 }
@@ -155,13 +188,19 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
         schedule: Default::default(),
         gate: Gate::new(),
         persisted: None,
+        touched: Vec::new(),
+        all_touched: false,
     };
-    let booted = AssertUnwindSafe(boot::<A>(&mut ctx, start.input))
+    let booted = AssertUnwindSafe(boot::<A>(&mut ctx, start.input, &start.hibernating))
         .catch_unwind()
         .await
         .unwrap_or_else(|p| Err(Error::internal(format!("panic: {}", panic_message(&p)))));
-    let state = match booted {
-        Ok(state) => state,
+    let Booted {
+        state,
+        stale,
+        orphans,
+    } = match booted {
+        Ok(booted) => booted,
         Err(e) => {
             tracing::error!(error = %e, "actor failed to start");
             report_stopped(
@@ -191,12 +230,17 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
         )
     });
     let (raw_closed_tx, raw_closed_rx) = mpsc::unbounded_channel();
+    let conn_by_key = ctx
+        .conns
+        .values()
+        .filter_map(|c| c.socket.as_ref().map(|s| (s.key, c.id.clone())))
+        .collect();
     let mut inst = Instance {
         state,
         ctx,
         inbox,
         internal_rx,
-        conn_by_key: HashMap::new(),
+        conn_by_key,
         raw: HashMap::new(),
         raw_closed_tx,
         raw_closed_rx,
@@ -222,18 +266,32 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
         ],
     );
     tracing::debug!("actor running");
+    inst.drop_stale(stale, orphans).await;
     inst.main().await;
 }
 
-/// Loads or creates the state, builds the vars, runs `on_wake`; the created state is
-/// committed before the actor reports running.
-async fn boot<A: Actor>(ctx: &mut Ctx<A>, input: Option<Vec<u8>>) -> Result<A, Error> {
+/// A started actor before it serves.
+struct Booted<A> {
+    state: A,
+    /// Saved connections whose sockets closed while the actor slept.
+    stale: Vec<(TunnelKey, Vec<u8>)>,
+    /// Sockets the gateway kept for which nothing was saved.
+    orphans: Vec<TunnelKey>,
+}
+
+/// Loads or creates the state, builds the vars, restores hibernated connections, runs
+/// `on_wake`; the created state is committed before the actor reports running.
+async fn boot<A: Actor>(
+    ctx: &mut Ctx<A>,
+    input: Option<Vec<u8>>,
+    hibernating: &[TunnelKey],
+) -> Result<Booted<A>, Error> {
     let hook_timeout = ctx.core.options.hook_timeout;
-    let (stored, schedule) = load(&ctx.core).await?;
-    if let Some(entries) = schedule {
+    let loaded = load(&ctx.core).await?;
+    if let Some(entries) = loaded.schedule {
         ctx.schedule.entries = entries;
     }
-    let mut state = match stored {
+    let mut state = match loaded.state {
         Some(bytes) => {
             let state: A = ciborium::from_reader(bytes.as_slice())
                 .map_err(|e| Error::internal(format!("stored state does not decode: {e}")))?;
@@ -266,28 +324,112 @@ async fn boot<A: Actor>(ctx: &mut Ctx<A>, input: Option<Vec<u8>>) -> Result<A, E
     };
     let vars = with_timeout(hook_timeout, "create_vars", A::create_vars(ctx)).await?;
     ctx.vars = Some(vars);
+    let mut stale = Vec::new();
+    let mut orphans: Vec<TunnelKey> = hibernating.to_vec();
+    for (key, bytes) in loaded.conns {
+        if !hibernating.contains(&key) {
+            stale.push((key, bytes));
+            continue;
+        }
+        orphans.retain(|k| *k != key);
+        match restore_conn::<A>(&ctx.core, key, &bytes) {
+            Ok(conn) => {
+                tracing::debug!(conn = %conn.id, "connection restored after hibernation");
+                ctx.conns.insert(conn.id.clone(), conn);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "saved connection does not decode; closing it");
+                orphans.push(key);
+                stale.push((key, bytes));
+            }
+        }
+    }
     with_timeout(hook_timeout, "on_wake", state.on_wake(ctx)).await?;
     write_state(ctx, &state, false)?;
     let outs = ctx.core.take_outputs();
     ctx.gate.release(outs);
-    Ok(state)
+    Ok(Booted {
+        state,
+        stale,
+        orphans,
+    })
 }
 
-/// Reads the state chunks and the schedule.
-async fn load(core: &Core) -> Result<(Option<Vec<u8>>, Option<Vec<ScheduledEvent>>), Error> {
+/// A hibernated connection from its saved record.
+fn restore_conn<A: Actor>(
+    core: &Arc<Core>,
+    key: TunnelKey,
+    bytes: &[u8],
+) -> Result<Conn<A>, Error> {
+    let record: ConnRecord = ciborium::from_reader(bytes)
+        .map_err(|e| Error::internal(format!("saved connection does not decode: {e}")))?;
+    let params = parse_params::<A>(record.params.as_deref())?;
+    let state: A::ConnState = record
+        .state
+        .deserialized()
+        .map_err(|e| Error::internal(format!("saved connection state does not decode: {e}")))?;
+    let encoding = Encoding::from_name(&record.encoding).ok_or_else(|| {
+        Error::internal(format!("saved connection encoding {:?}", record.encoding))
+    })?;
+    Ok(Conn {
+        id: ConnId(record.id.into()),
+        params,
+        state,
+        socket: Some(ConnSocket {
+            key,
+            encoding,
+            subscriptions: record.subscriptions.into_iter().collect(),
+            // Host message indexes are not checked by the gateway (§13); restart at 1.
+            next_index: AtomicU16::new(1),
+            hibernatable: true,
+            params_json: record.params,
+            last_message: None,
+            saved: Some(bytes.to_vec()),
+        }),
+        core: core.clone(),
+    })
+}
+
+/// What a start reads from storage.
+struct Loaded {
+    state: Option<Vec<u8>>,
+    schedule: Option<Vec<ScheduledEvent>>,
+    conns: Vec<(TunnelKey, Vec<u8>)>,
+}
+
+/// Reads the state chunks, the schedule and the saved connections (two requests in flight
+/// at once, a third only for a state larger than one chunk).
+async fn load(core: &Core) -> Result<Loaded, Error> {
     let first = vec![STATE_PREFIX, 0];
-    let answer = core
-        .host
-        .kv(
-            &core.actor_id,
-            KvRequestData::Get(KvGetRequest {
-                keys: vec![first.clone(), SCHEDULE_KEY.to_vec()],
+    let get = core.host.kv_start(
+        &core.actor_id,
+        KvRequestData::Get(KvGetRequest {
+            keys: vec![first.clone(), SCHEDULE_KEY.to_vec()],
+        }),
+    )?;
+    let list = core.host.kv_start(
+        &core.actor_id,
+        KvRequestData::List(KvListRequest {
+            query: KvListQuery::Prefix(KvListPrefixQuery {
+                key: vec![CONN_PREFIX],
             }),
-        )
-        .await?;
-    let KvResponseData::Get(found) = answer else {
+            reverse: None,
+            limit: None,
+        }),
+    )?;
+    let (found, listed) = (answer(get).await?, answer(list).await?);
+    let KvResponseData::Get(found) = found else {
         return Err(Error::internal("unexpected KV answer while loading"));
     };
+    let KvResponseData::List(listed) = listed else {
+        return Err(Error::internal("unexpected KV answer while loading"));
+    };
+    let conns = listed
+        .keys
+        .into_iter()
+        .zip(listed.values)
+        .filter_map(|(k, v)| record_tunnel(&k).map(|t| (t, v)))
+        .collect();
     let mut head = None;
     let mut schedule = None;
     for (k, v) in found.keys.into_iter().zip(found.values) {
@@ -302,7 +444,11 @@ async fn load(core: &Core) -> Result<(Option<Vec<u8>>, Option<Vec<ScheduledEvent
         }
     }
     let Some(head) = head else {
-        return Ok((None, schedule));
+        return Ok(Loaded {
+            state: None,
+            schedule,
+            conns,
+        });
     };
     let Some((&count, data)) = head.split_first() else {
         return Err(Error::internal("stored state header is empty"));
@@ -327,7 +473,22 @@ async fn load(core: &Core) -> Result<(Option<Vec<u8>>, Option<Vec<ScheduledEvent
             bytes.extend_from_slice(&v);
         }
     }
-    Ok((Some(bytes), schedule))
+    Ok(Loaded {
+        state: Some(bytes),
+        schedule,
+        conns,
+    })
+}
+
+/// Waits for a KV answer sent with `Host::kv_start`.
+async fn answer(
+    rx: tokio::sync::oneshot::Receiver<KvResponseData>,
+) -> Result<KvResponseData, Error> {
+    match rx.await {
+        Ok(KvResponseData::Error(e)) => Err(KvError::Engine(e.message).into()),
+        Ok(answer) => Ok(answer),
+        Err(_) => Err(KvError::Closed.into()),
+    }
 }
 
 /// CBOR of the state.
@@ -387,14 +548,42 @@ fn write_encoded<A: Actor>(
         keys.push(SCHEDULE_KEY.to_vec());
         values.push(v);
     }
-    if keys.is_empty() {
+    let conns = ctx.changed_conn_records();
+    if keys.is_empty() && conns.is_empty() {
         return Ok(false);
+    }
+    // Connection records ride along in the state's put, in further puts beyond the engine's
+    // per-request limits (a turn that touched many connections).
+    let mut size: usize = values.iter().map(Vec::len).sum();
+    let mut saved = Vec::with_capacity(conns.len());
+    for (id, key, record) in conns {
+        if keys.len() >= PUT_MAX_KEYS || size + record.len() > PUT_MAX_BYTES {
+            let batch = KvPutRequest {
+                keys: std::mem::take(&mut keys),
+                values: std::mem::take(&mut values),
+            };
+            let answer = ctx
+                .core
+                .host
+                .kv_start(&ctx.core.actor_id, KvRequestData::Put(batch))?;
+            ctx.gate.write(answer);
+            size = 0;
+        }
+        size += record.len();
+        keys.push(key);
+        values.push(record.clone());
+        saved.push((id, record));
     }
     let answer = ctx.core.host.kv_start(
         &ctx.core.actor_id,
         KvRequestData::Put(KvPutRequest { keys, values }),
     )?;
     ctx.gate.write(answer);
+    for (id, record) in saved {
+        if let Some(socket) = ctx.conns.get_mut(&id).and_then(|c| c.socket.as_mut()) {
+            socket.saved = Some(record);
+        }
+    }
     if state_changed {
         ctx.persisted = Some(bytes);
     }
@@ -462,11 +651,50 @@ impl<A: Actor> Instance<A> {
         }
     }
 
+    /// Whether nothing keeps the actor awake: hibernatable connections do not (the gateway
+    /// holds their sockets while it sleeps), other sockets and `keep_awake` work do.
     fn may_sleep(&self) -> bool {
         self.ctx.core.options.can_sleep
-            && self.conn_by_key.is_empty()
-            && self.raw.is_empty()
             && self.ctx.core.keep_awake.load(Ordering::SeqCst) == 0
+            && self.raw.is_empty()
+            && self
+                .ctx
+                .conns
+                .values()
+                .all(|c| c.socket.as_ref().is_none_or(|s| s.hibernatable))
+    }
+
+    /// After a wake: connections whose sockets closed while the actor slept are removed
+    /// (`on_disconnect` runs), sockets kept without a saved connection are closed.
+    async fn drop_stale(&mut self, stale: Vec<(TunnelKey, Vec<u8>)>, orphans: Vec<TunnelKey>) {
+        if stale.is_empty() && orphans.is_empty() {
+            return;
+        }
+        for (key, bytes) in stale {
+            match restore_conn::<A>(&self.ctx.core, key, &bytes) {
+                Ok(conn) => {
+                    let id = conn.id.clone();
+                    tracing::debug!(conn = %id, "connection closed while the actor slept");
+                    self.ctx.conns.insert(id.clone(), conn);
+                    self.remove_conn(&id, None).await;
+                }
+                Err(_) => {
+                    let delete = KvRequestData::Delete(KvDeleteRequest {
+                        keys: vec![crate::conn::record_key(&key)],
+                    });
+                    if let Ok(answer) = self.ctx.core.host.kv_start(&self.ctx.core.actor_id, delete)
+                    {
+                        self.ctx.gate.write(answer);
+                    }
+                }
+            }
+        }
+        for key in orphans {
+            // The client reconnects on this close and gets a new connection.
+            close_socket(self.host(), key, u16::MAX, 1011, "actor.stopped".into());
+            self.host().forget_tunnel(&key);
+        }
+        self.after_turn().await;
     }
 
     async fn main(mut self) {
@@ -523,6 +751,9 @@ impl<A: Actor> Instance<A> {
                 }
             }
             if let Some(p) = self.poisoned.take() {
+                // The error reply (and acknowledgement) of the failed action still leave.
+                let outs = self.ctx.core.take_outputs();
+                self.ctx.gate.release(outs);
                 self.crash(&format!("actor code panicked: {p}")).await;
                 return;
             }
@@ -613,7 +844,7 @@ impl<A: Actor> Instance<A> {
         match input {
             Input::Http { key, request } => self.http(key, request).await,
             Input::WsOpen { key, open } => self.ws_open(key, open).await,
-            Input::WsMessage { key, msg } => self.ws_message(key, msg).await,
+            Input::WsMessage { key, index, msg } => self.ws_message(key, index, msg).await,
             Input::WsClose { key, close } => {
                 if let Some(id) = self.conn_by_key.get(&key).cloned() {
                     self.remove_conn(&id, None).await;
@@ -631,6 +862,7 @@ impl<A: Actor> Instance<A> {
     /// Runs an action with the timeout and `on_before_action_response`.
     async fn run_action(&mut self, name: &str, args: Value) -> Result<Value, Error> {
         let limit = self.ctx.core.options.action_timeout;
+        let mark = self.ctx.core.outputs_mark();
         let Some(fut) = self.state.dispatch(&mut self.ctx, name, args) else {
             return Err(Error::public(
                 "actor",
@@ -647,6 +879,7 @@ impl<A: Actor> Instance<A> {
             Ok(Err(p)) => {
                 let msg = panic_message(&*p);
                 tracing::error!(action = name, panic = %msg, "action panicked");
+                self.ctx.core.truncate_outputs(mark);
                 self.poisoned = Some(msg.clone());
                 Err(Error::internal(format!("action panicked: {msg}")))
             }
@@ -745,6 +978,17 @@ impl<A: Actor> Instance<A> {
         if let Some(socket) = conn.socket {
             self.conn_by_key.remove(&socket.key);
             self.host().forget_tunnel(&socket.key);
+            if socket.saved.is_some() {
+                let delete = KvRequestData::Delete(KvDeleteRequest {
+                    keys: vec![crate::conn::record_key(&socket.key)],
+                });
+                match self.ctx.core.host.kv_start(&self.ctx.core.actor_id, delete) {
+                    Ok(answer) => self.ctx.gate.write(answer),
+                    Err(e) => {
+                        tracing::error!(error = %e, conn = %id, "saved connection not deleted")
+                    }
+                }
+            }
             if let Some((code, reason)) = close {
                 let host = self.host().clone();
                 let index = socket.next_index.fetch_add(1, Ordering::Relaxed);
@@ -931,14 +1175,14 @@ impl<A: Actor> Instance<A> {
 
     async fn ws_open(&mut self, key: TunnelKey, open: ToEnvoyWebSocketOpen) {
         let host = self.host().clone();
+        let path = open.path.split('?').next().unwrap_or("/").to_string();
         host.tunnel(
             key,
             0,
             ToRivetTunnelMessageKind::WebSocketOpen(ToRivetWebSocketOpen {
-                can_hibernate: false,
+                can_hibernate: path == "/connect" && self.ctx.core.options.hibernatable_connections,
             }),
         );
-        let path = open.path.split('?').next().unwrap_or("/").to_string();
         if path == "/connect" {
             self.connect_socket(key, open).await;
         } else if path == "/inspector/connect" {
@@ -993,11 +1237,18 @@ impl<A: Actor> Instance<A> {
             encoding,
             subscriptions: Default::default(),
             next_index: AtomicU16::new(1),
+            hibernatable: self.ctx.core.options.hibernatable_connections,
+            params_json: protocols.params.clone(),
+            last_message: None,
+            saved: None,
         };
         let refused = match parse_params::<A>(protocols.params.as_deref()) {
             Err(e) => Err(e),
             Ok(params) => match self.connect(params, Some(socket)).await {
                 Ok(id) => {
+                    // Saved with this turn's write, so Init leaves once the connection would
+                    // survive a sleep.
+                    self.ctx.touched.push(id.clone());
                     let init = ToClient::Init(Init {
                         actor_id: self.ctx.core.actor_id.clone(),
                         connection_id: id.to_string(),
@@ -1030,7 +1281,7 @@ impl<A: Actor> Instance<A> {
         }
     }
 
-    async fn ws_message(&mut self, key: TunnelKey, msg: WebSocketMessage) {
+    async fn ws_message(&mut self, key: TunnelKey, index: u16, msg: WebSocketMessage) {
         if let Some(tx) = self.raw.get(&key) {
             let m = if msg.binary {
                 WsMessage::Binary(msg.data)
@@ -1050,15 +1301,22 @@ impl<A: Actor> Instance<A> {
         let Some(id) = self.conn_by_key.get(&key).cloned() else {
             return;
         };
-        let Some(encoding) = self
-            .ctx
-            .conns
-            .get(&id)
-            .and_then(|c| c.socket.as_ref())
-            .map(|s| s.encoding)
-        else {
+        let Some(socket) = self.ctx.conns.get_mut(&id).and_then(|c| c.socket.as_mut()) else {
             return;
         };
+        let encoding = socket.encoding;
+        if socket.hibernatable {
+            // The gateway keeps each message until acknowledged; the acknowledgement leaves
+            // with the turn's outputs, after its state is saved.
+            let seen = socket.seen(index);
+            socket.last_message = Some(index);
+            self.ctx.core.push_ack(socket, index);
+            if seen {
+                tracing::debug!(index, "message delivered again; skipped");
+                return;
+            }
+            self.ctx.touched.push(id.clone());
+        }
         if msg.data.len() > self.ctx.core.options.max_incoming_message_size {
             self.remove_conn(&id, Some((1011, "message.incoming_too_long".into())))
                 .await;
@@ -1072,28 +1330,28 @@ impl<A: Actor> Instance<A> {
                 let previous = self.ctx.current.replace(id.clone());
                 let result = self.run_action(&req.name, req.args).await;
                 self.ctx.current = previous;
-                let out = match result {
+                let frame = match result {
                     Ok(output) => {
                         let reply = ToClient::ActionResponse(ActionResponse { id: req.id, output });
-                        if reply.encode(encoding).len()
-                            > self.ctx.core.options.max_outgoing_message_size
-                        {
-                            self.error_reply(
-                                req.id,
-                                routes::public(
-                                    "message",
-                                    "outgoing_too_long",
-                                    "Outgoing message too long",
-                                ),
-                            )
+                        let frame = crate::conn::encode_frame(&reply, encoding);
+                        if frame.data.len() > self.ctx.core.options.max_outgoing_message_size {
+                            let too_long = routes::public(
+                                "message",
+                                "outgoing_too_long",
+                                "Outgoing message too long",
+                            );
+                            crate::conn::encode_frame(&self.error_reply(req.id, too_long), encoding)
                         } else {
-                            reply
+                            frame
                         }
                     }
-                    Err(e) => self.error_reply(req.id, e.to_public()),
+                    Err(e) => crate::conn::encode_frame(
+                        &self.error_reply(req.id, e.to_public()),
+                        encoding,
+                    ),
                 };
                 if let Some(s) = self.ctx.conns.get(&id).and_then(|c| c.socket.as_ref()) {
-                    s.push(&self.ctx.core, &out);
+                    s.push_frame(&self.ctx.core, frame);
                 }
             }
             Ok(ToServer::SubscriptionRequest(sub)) => {
@@ -1154,8 +1412,19 @@ impl<A: Actor> Instance<A> {
         }
         let ids: Vec<ConnId> = self.ctx.conns.keys().cloned().collect();
         for id in ids {
-            self.remove_conn(&id, Some((1011, "actor.stopped".into())))
-                .await;
+            let hibernates = !destroy
+                && self
+                    .ctx
+                    .conns
+                    .get(&id)
+                    .and_then(|c| c.socket.as_ref())
+                    .is_some_and(|s| s.hibernatable);
+            if hibernates {
+                self.hibernate_conn(&id);
+            } else {
+                self.remove_conn(&id, Some((1011, "actor.stopped".into())))
+                    .await;
+            }
         }
         for key in std::mem::take(&mut self.raw).into_keys() {
             close_socket(self.host(), key, u16::MAX, 1011, "actor.stopped".into());
@@ -1186,7 +1455,34 @@ impl<A: Actor> Instance<A> {
         core.host.actor_finished(&core.actor_id, core.generation);
     }
 
+    /// Leaves a hibernatable connection to the gateway while the actor stops: its record is
+    /// saved with the final write, then the socket is handed over (`hibernate: true`).
+    fn hibernate_conn(&mut self, id: &ConnId) {
+        let Some(socket) = self.ctx.conns.get(id).and_then(|c| c.socket.as_ref()) else {
+            return;
+        };
+        let (key, index) = (
+            socket.key,
+            socket.next_index.fetch_add(1, Ordering::Relaxed),
+        );
+        self.ctx.touched.push(id.clone());
+        let host = self.host().clone();
+        self.ctx.core.push_out(Box::new(move |_| {
+            host.tunnel(
+                key,
+                index,
+                ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+                    code: None,
+                    reason: None,
+                    hibernate: true,
+                }),
+            );
+        }));
+    }
+
     /// Stops after a failure; the engine restarts the actor on its next request or alarm.
+    /// Hibernatable connections stay with the gateway (their saved records are what the next
+    /// start restores); other sockets are closed.
     async fn crash(mut self, why: &str) {
         tracing::error!(reason = why, "actor crashed");
         let _ = self.stop_tx.send(true);
@@ -1194,10 +1490,32 @@ impl<A: Actor> Instance<A> {
             task.abort();
         }
         let host = self.host().clone();
-        for (key, _) in std::mem::take(&mut self.conn_by_key) {
-            close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
-            host.forget_tunnel(&key);
+        let mut closes: Vec<Out> = Vec::new();
+        for conn in self.ctx.conns.values() {
+            let Some(socket) = &conn.socket else { continue };
+            let hibernate = socket.hibernatable && socket.saved.is_some();
+            let (key, index) = (
+                socket.key,
+                socket.next_index.fetch_add(1, Ordering::Relaxed),
+            );
+            let host = host.clone();
+            closes.push(Box::new(move |_| {
+                host.tunnel(
+                    key,
+                    index,
+                    ToRivetTunnelMessageKind::WebSocketClose(ToRivetWebSocketClose {
+                        code: (!hibernate).then_some(1011),
+                        reason: (!hibernate).then(|| "actor.crashed".to_string()),
+                        hibernate,
+                    }),
+                );
+                host.forget_tunnel(&key);
+            }));
         }
+        // After the replies already handed to the gate.
+        self.ctx.gate.release(closes);
+        let grace = self.ctx.core.options.sleep_grace;
+        let _ = tokio::time::timeout(grace, self.ctx.gate.barrier()).await;
         for key in std::mem::take(&mut self.raw).into_keys() {
             close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
         }

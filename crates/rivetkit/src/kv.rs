@@ -19,6 +19,8 @@ pub(crate) const STATE_PREFIX: u8 = 0x01;
 pub(crate) const SCHEDULE_KEY: &[u8] = &[0x02];
 /// Prefix of user keys.
 const USER_PREFIX: u8 = 0x03;
+/// Prefix of saved hibernatable connections.
+pub(crate) const CONN_PREFIX: u8 = 0x04;
 
 /// Handle to the actor's key-value storage. Every call is one round trip to the engine and
 /// is durable when it returns.

@@ -27,7 +27,7 @@ use rivet_orchestrator::shell::{
     gateway_subject, host_subject, now_ms, HostConnect, HostSignal, Requester, Shell,
 };
 use rivet_orchestrator::{namespace, runner_config};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::ray_id::RayId;
 
@@ -56,6 +56,17 @@ pub struct EnvoyState {
     pub shell: Shell,
     /// Required `rivet_token.` subprotocol value, when configured.
     pub admin_token: Option<Arc<str>>,
+    /// Engine shutdown.
+    pub sockets: Sockets,
+}
+
+/// How host sockets learn of and report on the engine's shutdown.
+#[derive(Clone)]
+pub struct Sockets {
+    /// Turns true when the engine stops: sockets close and record their disconnect.
+    pub stopping: watch::Receiver<bool>,
+    /// Held by every socket until it has finished; the engine waits for all to drop.
+    pub live: mpsc::Sender<()>,
 }
 
 /// The upgrade handler.
@@ -73,12 +84,19 @@ pub async fn connect(
             .max_message_size(MAX_MESSAGE)
             .read_buffer_size(READ_BUFFER)
             .on_upgrade(move |socket| async move {
+                // Held until this socket is finished: the engine's shutdown waits for it.
+                let _live = state.sockets.live.clone();
                 match validate(&state, raw.as_deref(), &offered).await {
                     Ok(params) => Session::run(state, params, ray, socket).await,
                     Err(code) => close(socket, 1011, &format!("{code}#{ray}")).await,
                 }
             }),
     )
+}
+
+/// Resolves once the engine stops (the guard `wait_for` returns is not `Send`).
+async fn engine_stopping(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -276,6 +294,7 @@ struct Session {
 
 impl Session {
     async fn run(state: EnvoyState, params: Params, ray: Id, mut socket: WebSocket) {
+        let mut stopping = state.sockets.stopping.clone();
         let shell = state.shell.clone();
         let connection = Id::new(shell.config().label).to_string();
         let subject = host_subject(params.namespace, &params.envoy_key);
@@ -392,6 +411,18 @@ impl Session {
                 answer = out_rx.recv() => {
                     let Some(answer) = answer else { break };
                     alive = session.send(&mut socket, &answer).await;
+                }
+                _ = engine_stopping(&mut stopping) => {
+                    // The host reconnects (to this engine once it is back, or another node);
+                    // until the lost threshold passes its actors stay where they are.
+                    close(socket, 1001, &format!("ws.going_away#{}", session.ray)).await;
+                    session.fail_inflight(inflight).await;
+                    drop(work_tx);
+                    if tokio::time::timeout(Duration::from_secs(5), events).await.is_err() {
+                        tracing::warn!(envoy_key = %session.params.envoy_key, "host events not applied before shutdown");
+                    }
+                    session.disconnected().await;
+                    return;
                 }
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PONG_TIMEOUT {

@@ -56,10 +56,16 @@ pub const METADATA: Metadata = Metadata {
 
 /// The guard router for a datacenter with `label` (ray ids carry it), serving the REST API
 /// with `api`.
-pub fn router(label: u16, api: ApiState, gateway: rivet_gateway::proxy::Gateway) -> Router {
+pub fn router(
+    label: u16,
+    api: ApiState,
+    gateway: rivet_gateway::proxy::Gateway,
+    sockets: super::envoy_socket::Sockets,
+) -> Router {
     let envoys = super::envoy_socket::EnvoyState {
         shell: api.shell.clone(),
         admin_token: api.admin_token.clone(),
+        sockets,
     };
     Router::new()
         .route(

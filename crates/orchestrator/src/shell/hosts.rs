@@ -360,6 +360,40 @@ impl Shell {
         Ok(())
     }
 
+    /// Records every host still marked connected as disconnected now. For a store only one
+    /// engine process can open (the embedded one): at start-up no socket can be connected, so
+    /// hosts of a previous run that died with it (`kill -9`, power loss) start their lost
+    /// countdown at once. Requests for their actors then move to live hosts instead of being
+    /// tunnelled to a host nobody serves, and a host that reconnects in time keeps its actors.
+    pub async fn disconnect_orphaned_hosts(&self) -> Result<usize, DataError> {
+        let connected = self
+            .inner
+            .db
+            .txn(|tx| async move {
+                let (begin, end) = rivet_store::tuple::Subspace::new(&("envoy",)).range();
+                let rows = tx
+                    .get_range(&begin, &end, RangeOptions::new().snapshot())
+                    .await?;
+                let mut connected = Vec::new();
+                for (key, bytes) in rows {
+                    let record: EnvoyRecord = crate::actor::decode(&bytes, "envoy")?;
+                    if let Some(connection) = record.connection.clone() {
+                        let elements = rivet_store::tuple::unpack(&key)?;
+                        if let Some(ns) = keys::id_at(&elements, 1) {
+                            connected.push((ns, record.envoy_key, connection));
+                        }
+                    }
+                }
+                Ok::<_, DataError>(connected)
+            })
+            .await?;
+        let count = connected.len();
+        for (ns, envoy_key, connection) in connected {
+            self.host_disconnected(ns, &envoy_key, &connection).await?;
+        }
+        Ok(count)
+    }
+
     /// Hosts still marked connected whose last pong is older than the lost threshold: their
     /// socket died with an engine node (crash, kill), so no disconnect was ever recorded. They
     /// are marked disconnected and their actors lost, as if the socket had closed then.

@@ -57,3 +57,41 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The engine's address from a registry's endpoint.
+pub fn addr(running: &RunningRegistry) -> std::net::SocketAddr {
+    running
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("endpoint is http://ip:port")
+}
+
+/// The engine's view of an actor (`GET /actors?actor_ids=`).
+pub async fn actor_view(running: &RunningRegistry, actor_id: &str) -> serde_json::Value {
+    let response = rivet_test_support::get(
+        addr(running),
+        &format!("/actors?namespace=default&actor_ids={actor_id}"),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["actors"][0].clone()
+}
+
+/// Waits until the engine reports the actor asleep.
+pub async fn wait_asleep(running: &RunningRegistry, actor_id: &str) {
+    eventually(Duration::from_secs(20), "actor asleep", || async {
+        let view = actor_view(running, actor_id).await;
+        (!view["sleep_ts"].is_null()).then_some(())
+    })
+    .await
+}
+
+/// Waits until the engine reports the actor destroyed.
+pub async fn wait_destroyed(running: &RunningRegistry, actor_id: &str) {
+    eventually(Duration::from_secs(20), "actor destroyed", || async {
+        let view = actor_view(running, actor_id).await;
+        (!view["destroy_ts"].is_null()).then_some(())
+    })
+    .await
+}
