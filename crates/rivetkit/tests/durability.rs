@@ -26,7 +26,7 @@ struct Ledger {
 impl Ledger {
     async fn add(&mut self, n: u64) -> u64 {
         self.count += n;
-        if self.count % 50 == 0 {
+        if self.count.is_multiple_of(50) {
             self.padding = "x".repeat(130 * 1024 * usize::from(self.padding.is_empty()));
         }
         self.count
