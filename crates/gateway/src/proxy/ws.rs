@@ -279,6 +279,10 @@ impl Hibernatable<'_> {
             }
         }
         if self.hibernating {
+            // `wake` re-sends from the kept copies; the socket's own count must still move on,
+            // or the next message would reuse this index (and a host that skips re-deliveries
+            // by index would drop it).
+            *index = index.wrapping_add(1);
             return self.wake().await;
         }
         self.publish(
