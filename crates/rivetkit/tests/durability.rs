@@ -145,3 +145,69 @@ async fn acknowledged_actions_survive_kill_9_of_the_host() {
     host.wait().await.unwrap();
     engine.shutdown().await.unwrap();
 }
+
+/// Relaxed persistence: replies do not wait for storage; changes are saved within the interval.
+#[derive(Default, Serialize, Deserialize)]
+struct Loose {
+    count: u64,
+}
+
+#[actor]
+impl Loose {
+    fn options() -> rivetkit::ActorOptions {
+        rivetkit::ActorOptions {
+            persistence: rivetkit::Persistence::Relaxed {
+                interval: Duration::from_millis(200),
+            },
+            ..rivetkit::ActorOptions::default()
+        }
+    }
+
+    async fn add(&mut self) -> u64 {
+        self.count += 1;
+        self.count
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_mode_saves_within_its_interval() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&engine_config(dir.path(), &[]))
+        .await
+        .unwrap();
+    let endpoint = format!("http://{}", engine.guard_addr());
+    let config = || RegistryConfig {
+        endpoint: endpoint.clone(),
+        ..common::config()
+    };
+    let start = || {
+        Registry::new()
+            .register::<Loose>("loose")
+            .config(config())
+            .start()
+    };
+    let host = start().await.unwrap();
+    let client = Client::new(&endpoint).unwrap();
+    let h = client.get_or_create("loose", ["l"]);
+    for _ in 0..20 {
+        h.action::<_, u64>("add", ()).await.unwrap();
+    }
+    let id = h.resolve().await.unwrap();
+    // Seen in the engine's storage without any stop: the state record (one chunk, CBOR
+    // `{count: 20}`) under key 01 00.
+    common::eventually(Duration::from_secs(10), "count 20 saved", || async {
+        let r = rivet_test_support::get(
+            engine.guard_addr(),
+            &format!("/actors/{id}/kv/keys/AQA=?namespace=default"),
+        )
+        .await;
+        (r.status == 200 && r.json()["value"] == "AaFlY291bnQU").then_some(())
+    })
+    .await;
+    host.kill();
+    let host = start().await.unwrap();
+    assert_eq!(h.action::<_, u64>("add", ()).await.unwrap(), 21);
+    host.shutdown().await.unwrap();
+    engine.shutdown().await.unwrap();
+}
