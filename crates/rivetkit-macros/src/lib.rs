@@ -847,3 +847,94 @@ fn camel_case(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: &str, item: &str) -> Result<String, String> {
+        let args: Args = syn::parse_str(args).map_err(|e| e.to_string())?;
+        let item: ItemImpl = syn::parse_str(item).map_err(|e| e.to_string())?;
+        expand(args, item)
+            .map(|t| t.to_string())
+            .map_err(|e| e.into_compile_error().to_string())
+    }
+
+    fn error_of(item: &str) -> String {
+        match expand_str("", item) {
+            Err(e) => e,
+            Ok(out) => panic!("expected an error, got {out}"),
+        }
+    }
+
+    #[test]
+    fn async_fns_become_actions_with_their_client_names() {
+        let out = expand_str(
+            r#"rename_all = "camelCase""#,
+            "impl Counter {
+                async fn get_count(&self) -> i64 { 0 }
+                #[action(name = \"bump\")] async fn increment(&mut self, by: i64) -> Result<i64, E> { Ok(by) }
+                #[action(skip)] async fn helper(&self) {}
+                fn plain(&self) {}
+            }",
+        )
+        .unwrap();
+        assert!(out.contains("\"getCount\""), "{out}");
+        assert!(out.contains("\"bump\""), "{out}");
+        assert!(!out.contains("\"helper\""), "{out}");
+        assert!(!out.contains("\"plain\""), "{out}");
+        // The `#[action]` attributes are consumed.
+        assert!(!out.contains("# [action"), "{out}");
+    }
+
+    #[test]
+    fn associated_types_are_read_off_the_hooks() {
+        let out = expand_str(
+            "",
+            "impl Room {
+                async fn create_state(input: RoomInput) -> Self { todo!() }
+                async fn create_vars() -> Result<RoomVars, Error> { todo!() }
+                async fn on_before_connect(&mut self, params: &JoinParams) {}
+                async fn create_conn_state(&mut self, params: &JoinParams) -> Member { todo!() }
+            }",
+        )
+        .unwrap();
+        assert!(out.contains("type Input = RoomInput"), "{out}");
+        assert!(out.contains("type Vars = RoomVars"), "{out}");
+        assert!(out.contains("type ConnParams = JoinParams"), "{out}");
+        assert!(out.contains("type ConnState = Member"), "{out}");
+    }
+
+    #[test]
+    fn mistakes_get_errors_that_say_what_to_write() {
+        let cases = [
+            ("impl Actor for X { }", "not a trait impl"),
+            ("impl<T> X<T> { }", "generic actor types are not supported"),
+            ("impl X { type Foo = u8; }", "an actor may declare `Input`"),
+            ("impl X { async fn on_wake(ctx: &mut Ctx<Self>) {} }", "takes `&mut self`"),
+            ("impl X { async fn create_state(&self) -> Self { todo!() } }", "has no `self` receiver"),
+            ("impl X { async fn on_state_change(&mut self) {} }", "is not async"),
+            ("impl X { async fn on_wake(&mut self, a: u8, b: u8) {} }", "too many parameters"),
+            ("impl X { #[action] fn sync_one(&self) {} }", "actions must be `async fn`"),
+            ("impl X { async fn take(self) {} }", "not `self`"),
+            (
+                "impl X { async fn a(&self) {} #[action(name = \"a\")] async fn b(&self) {} }",
+                "two actions are named `a`",
+            ),
+            ("impl X { #[action] async fn on_sleep(&mut self) {} }", "is a lifecycle hook"),
+            ("impl X { async fn options() -> ActorOptions { todo!() } }", "not async"),
+        ];
+        for (item, expected) in cases {
+            let error = error_of(item);
+            assert!(error.contains(expected), "{item}: {error}");
+        }
+    }
+
+    #[test]
+    fn camel_case_names() {
+        assert_eq!(camel_case("get_count"), "getCount");
+        assert_eq!(camel_case("a_b_c"), "aBC");
+        assert_eq!(camel_case("_private_thing"), "privateThing");
+        assert_eq!(camel_case("plain"), "plain");
+    }
+}
