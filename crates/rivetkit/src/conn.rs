@@ -54,8 +54,8 @@ pub(crate) struct ConnSocket {
     pub params_json: Option<String>,
     /// The gateway index of the last client message handled, to skip re-deliveries.
     pub last_message: Option<u16>,
-    /// The record as last saved (hibernatable connections), to save only changes.
-    pub saved: Option<Vec<u8>>,
+    /// Hash of the record as last saved (hibernatable connections), to save only changes.
+    pub saved: Option<u64>,
 }
 
 impl ConnSocket {

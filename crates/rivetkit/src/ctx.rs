@@ -1,12 +1,13 @@
 //! The context handed to actions and hooks.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use indexmap::IndexMap;
 use rivet_client_protocol::{Event, ToClient};
-use rivet_envoy_protocol::{ToRivetTunnelMessageKind, ToRivetWebSocketMessage};
+use rivet_envoy_protocol::{KvRequestData, ToRivetTunnelMessageKind, ToRivetWebSocketMessage};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -14,6 +15,7 @@ use crate::actor::{Actor, ActorOptions};
 use crate::conn::{ws_kind, Conn, ConnId};
 use crate::gate::{Gate, Out};
 use crate::host::{Host, TunnelKey};
+use crate::instance::Input;
 use crate::kv::Kv;
 use crate::schedule::{Schedule, ScheduleState};
 use crate::{Error, Value};
@@ -26,24 +28,93 @@ pub(crate) struct Requests {
     pub disconnect: Vec<(ConnId, String)>,
 }
 
-/// The non-generic part of a live actor, shared with its connections and tasks.
+/// The non-generic part of a live actor, shared with the host, its connections and tasks.
+/// Kept small: an idle actor is this, its task and its state.
 pub(crate) struct Core {
     pub host: Arc<Host>,
     pub actor_id: String,
     pub name: String,
     pub key: Option<String>,
     pub generation: u32,
-    pub options: ActorOptions,
+    pub options: Arc<ActorOptions>,
+    /// Inputs from the host, handled one at a time.
+    inbox: Mutex<VecDeque<Input>>,
+    /// The actor task has ended: inputs are refused.
+    ended: AtomicBool,
     /// Outputs of the current turn, released through the gate when it ends.
     pub outputs: Mutex<Vec<Out>>,
+    /// The output gate.
+    pub gate: Gate,
     pub requests: Mutex<Requests>,
+    /// Raw WebSockets the client closed, for the actor task to forget.
+    pub raw_closed: Mutex<Vec<TunnelKey>>,
     /// `keep_awake` futures still running.
     pub keep_awake: AtomicUsize,
-    /// Wakes the actor task to look at `requests` and `keep_awake`.
+    /// Wakes the actor task: an input, a request, a finished `keep_awake`, a failed write.
     pub wake: Notify,
 }
 
 impl Core {
+    /// A live actor's shared part.
+    pub fn new(
+        host: Arc<Host>,
+        start: &crate::instance::Start,
+        options: Arc<ActorOptions>,
+    ) -> Core {
+        Core {
+            host,
+            actor_id: start.actor_id.clone(),
+            name: start.name.clone(),
+            key: start.key.clone(),
+            generation: start.generation,
+            options,
+            inbox: Mutex::new(VecDeque::new()),
+            ended: AtomicBool::new(false),
+            outputs: Mutex::new(Vec::new()),
+            gate: Gate::default(),
+            requests: Mutex::new(Requests::default()),
+            raw_closed: Mutex::new(Vec::new()),
+            keep_awake: AtomicUsize::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Queues an input; `false` once the actor has ended.
+    pub fn deliver(&self, input: Input) -> bool {
+        {
+            let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock `end` takes, so nothing is queued after the last look.
+            if self.ended.load(Ordering::Acquire) {
+                return false;
+            }
+            inbox.push_back(input);
+        }
+        self.wake.notify_one();
+        true
+    }
+
+    /// The next input.
+    pub fn next_input(&self) -> Option<Input> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let input = inbox.pop_front();
+        if inbox.is_empty() && inbox.capacity() > 16 {
+            inbox.shrink_to_fit();
+        }
+        input
+    }
+
+    /// Marks the actor ended and returns what was still queued.
+    pub fn end(&self) -> Vec<Input> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        self.ended.store(true, Ordering::Release);
+        inbox.drain(..).collect()
+    }
+
+    /// Registers a state write with the gate and sends it.
+    pub fn write(self: &Arc<Self>, data: KvRequestData) -> Result<(), crate::error::KvError> {
+        self.host.kv_gated(self, data)
+    }
+
     fn lock_outputs(&self) -> MutexGuard<'_, Vec<Out>> {
         self.outputs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -101,6 +172,12 @@ impl Core {
         }));
     }
 
+    /// Whether actor code asked for something the actor task has not handled yet.
+    pub fn has_requests(&self) -> bool {
+        let r = self.lock_requests();
+        r.sleep || r.destroy || !r.disconnect.is_empty()
+    }
+
     /// Asks the actor task to close a connection after the current turn.
     pub fn request_disconnect(&self, id: ConnId, reason: String) {
         self.lock_requests().disconnect.push((id, reason));
@@ -116,9 +193,8 @@ pub struct Ctx<A: Actor> {
     pub(crate) conns: IndexMap<ConnId, Conn<A>>,
     pub(crate) current: Option<ConnId>,
     pub(crate) schedule: ScheduleState,
-    pub(crate) gate: Gate,
-    /// The state as last written (CBOR), to detect changes.
-    pub(crate) persisted: Option<Vec<u8>>,
+    /// Hash of the state as last written (CBOR), to detect changes without keeping a copy.
+    pub(crate) saved_hash: Option<u64>,
     /// Connections whose saved record may have changed this turn.
     pub(crate) touched: Vec<ConnId>,
     /// Every connection may have changed (`conns_mut`).
@@ -250,7 +326,7 @@ impl<A: Actor> Ctx<A> {
                 continue;
             };
             match conn.record() {
-                Some(Ok(record)) if socket.saved.as_ref() != Some(&record) => {
+                Some(Ok(record)) if socket.saved != Some(crate::instance::hash_bytes(&record)) => {
                     out.push((id, crate::conn::record_key(&socket.key), record));
                 }
                 Some(Err(e)) => tracing::error!(conn = %id, error = %e, "connection not saved"),
@@ -321,8 +397,8 @@ impl<A: Actor> Ctx<A> {
     pub async fn save_state(&mut self, state: &A) -> Result<(), Error> {
         crate::instance::write_state(self, state, true)?;
         let outs = self.core.take_outputs();
-        self.gate.release(outs);
-        if self.gate.barrier().await {
+        self.core.gate.release(outs);
+        if self.core.gate.barrier().await {
             Ok(())
         } else {
             Err(Error::internal("state write failed"))

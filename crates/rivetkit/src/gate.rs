@@ -1,121 +1,197 @@
 //! The output gate: replies and events produced by a turn leave the host only after every
 //! state write issued before them has committed (Durable Objects' output gate).
 //!
-//! The actor task never waits for a write: it issues the write, then hands the turn's
-//! outputs to the gate, and goes on with the next input. Writes of one actor commit in
-//! order (one socket, one per-actor queue in the engine), so releasing outputs in order
+//! The actor task never waits for a write: it registers the write here, then hands the
+//! turn's outputs over and goes on with its next input. The host's read loop completes writes
+//! as the engine answers and releases the outputs queued behind them right there, so no task
+//! of its own is needed (an idle actor's gate is an empty queue). Writes of one actor commit
+//! in order (one socket, one per-actor queue in the engine), so releasing outputs in order
 //! after the writes queued before them is enough.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
 
-use rivet_envoy_protocol::KvResponseData;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::oneshot;
 
 /// A pending output: called with `true` to send it, `false` if a write before it failed
 /// (then it should send an error instead, or nothing).
 pub(crate) type Out = Box<dyn FnOnce(bool) + Send>;
 
-enum Gated {
-    Write(oneshot::Receiver<KvResponseData>),
+enum Item {
+    /// A state write (its KV request id); `done` once answered.
+    Write {
+        id: u32,
+        done: Option<bool>,
+    },
     Release(Vec<Out>),
     Barrier(oneshot::Sender<bool>),
 }
 
-/// One actor's gate.
-pub(crate) struct Gate {
-    tx: mpsc::UnboundedSender<Gated>,
-    shared: Arc<Shared>,
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    failed: bool,
 }
 
-struct Shared {
-    /// Items handed to the gate task and not yet processed.
-    queued: AtomicUsize,
-    failed: AtomicBool,
-    failure: Notify,
+/// One actor's gate.
+#[derive(Default)]
+pub(crate) struct Gate {
+    // Outputs run while this is held, so outputs released by the actor task and by the host's
+    // read loop cannot overtake each other.
+    queue: Mutex<Queue>,
 }
 
 impl Gate {
-    /// Starts the gate's task.
-    pub fn new() -> Gate {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Gated>();
-        let shared = Arc::new(Shared {
-            queued: AtomicUsize::new(0),
-            failed: AtomicBool::new(false),
-            failure: Notify::new(),
-        });
-        let task_shared = shared.clone();
-        tokio::spawn(async move {
-            while let Some(item) = rx.recv().await {
-                match item {
-                    Gated::Write(answer) => {
-                        let ok = matches!(
-                            answer.await,
-                            Ok(KvResponseData::Put | KvResponseData::Delete)
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Outputs released after this wait for the write with KV request `id`. Registered before
+    /// the request is sent, so its answer always finds it.
+    pub fn write(&self, id: u32) {
+        self.lock().items.push_back(Item::Write { id, done: None });
+    }
+
+    /// The engine answered write `id`. Returns true when this is the first failure (the actor
+    /// must then crash: its state in memory is ahead of what storage holds).
+    pub fn complete(&self, id: u32, ok: bool) -> bool {
+        let mut q = self.lock();
+        let mut newly_failed = false;
+        for item in q.items.iter_mut() {
+            if let Item::Write { id: w, done } = item {
+                if *w == id {
+                    *done = Some(ok);
+                    break;
+                }
+            }
+        }
+        loop {
+            match q.items.front() {
+                Some(Item::Write { done: Some(ok), .. }) => {
+                    if !*ok && !q.failed {
+                        q.failed = true;
+                        newly_failed = true;
+                        tracing::error!(
+                            "state write failed; holding back the outputs that depend on it"
                         );
-                        if !ok && !task_shared.failed.swap(true, Ordering::SeqCst) {
-                            tracing::error!(
-                                "state write failed; holding back the outputs that depend on it"
-                            );
-                            task_shared.failure.notify_one();
-                        }
                     }
-                    Gated::Release(outs) => {
-                        let ok = !task_shared.failed.load(Ordering::SeqCst);
-                        for out in outs {
-                            out(ok);
-                        }
-                    }
-                    Gated::Barrier(done) => {
-                        let _ = done.send(!task_shared.failed.load(Ordering::SeqCst));
+                    q.items.pop_front();
+                }
+                Some(Item::Write { done: None, .. }) | None => break,
+                Some(Item::Release(_)) | Some(Item::Barrier(_)) => {
+                    let ok = !q.failed;
+                    match q.items.pop_front() {
+                        Some(Item::Release(outs)) => outs.into_iter().for_each(|out| out(ok)),
+                        Some(Item::Barrier(done)) => drop(done.send(ok)),
+                        _ => {}
                     }
                 }
-                task_shared.queued.fetch_sub(1, Ordering::AcqRel);
             }
-        });
-        Gate { tx, shared }
-    }
-
-    fn push(&self, item: Gated) {
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(item).is_err() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         }
+        if q.items.is_empty() && q.items.capacity() > 16 {
+            q.items.shrink_to_fit();
+        }
+        newly_failed
     }
 
-    /// Outputs after this wait for `answer`.
-    pub fn write(&self, answer: oneshot::Receiver<KvResponseData>) {
-        self.push(Gated::Write(answer));
-    }
-
-    /// Releases outputs once every write before them committed; at once when nothing is
-    /// pending (the gate task being idle means nothing queued can be overtaken).
+    /// Releases outputs once every write before them committed; at once when none is pending.
     pub fn release(&self, outs: Vec<Out>) {
         if outs.is_empty() {
             return;
         }
-        if self.shared.queued.load(Ordering::Acquire) == 0 {
-            let ok = !self.shared.failed.load(Ordering::SeqCst);
-            for out in outs {
-                out(ok);
-            }
+        let mut q = self.lock();
+        if q.items.is_empty() {
+            let ok = !q.failed;
+            outs.into_iter().for_each(|out| out(ok));
         } else {
-            self.push(Gated::Release(outs));
+            q.items.push_back(Item::Release(outs));
         }
     }
 
-    /// Waits until everything handed to the gate so far is done; `false` if a write failed.
+    /// Waits until every write registered so far has been answered; `false` if one failed.
     pub async fn barrier(&self) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.push(Gated::Barrier(tx));
+        let rx = {
+            let mut q = self.lock();
+            if q.items.is_empty() {
+                return !q.failed;
+            }
+            let (tx, rx) = oneshot::channel();
+            q.items.push_back(Item::Barrier(tx));
+            rx
+        };
         rx.await.unwrap_or(false)
     }
 
-    /// Resolves when a write has failed.
-    pub async fn failed(&self) {
-        if self.shared.failed.load(Ordering::SeqCst) {
-            return;
-        }
-        self.shared.failure.notified().await;
+    /// Whether a write has failed.
+    pub fn failed(&self) -> bool {
+        self.lock().failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn recorder() -> (Arc<Mutex<Vec<String>>>, impl Fn(&str) -> Out) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let out = move |name: &str| -> Out {
+            let (l, name) = (l.clone(), name.to_string());
+            Box::new(move |ok| l.lock().unwrap().push(format!("{name}:{ok}")))
+        };
+        (log, out)
+    }
+
+    #[test]
+    fn outputs_wait_for_the_writes_before_them_in_order() {
+        let gate = Gate::default();
+        let (log, out) = recorder();
+        gate.release(vec![out("a")]);
+        assert_eq!(*log.lock().unwrap(), ["a:true"], "nothing pending: at once");
+        gate.write(1);
+        gate.release(vec![out("b")]);
+        gate.write(2);
+        gate.release(vec![out("c")]);
+        gate.release(vec![out("d")]);
+        // Answers may come in any order; outputs still leave in turn order.
+        assert!(!gate.complete(2, true));
+        assert_eq!(log.lock().unwrap().len(), 1);
+        assert!(!gate.complete(1, true));
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["a:true", "b:true", "c:true", "d:true"]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_fails_what_follows_it_once() {
+        let gate = Gate::default();
+        let (log, out) = recorder();
+        gate.write(1);
+        gate.release(vec![out("x")]);
+        assert!(gate.complete(1, false));
+        gate.write(2);
+        gate.release(vec![out("y")]);
+        assert!(!gate.complete(2, true), "reported once");
+        gate.release(vec![out("z")]);
+        assert_eq!(*log.lock().unwrap(), ["x:false", "y:false", "z:false"]);
+        assert!(gate.failed());
+    }
+
+    #[tokio::test]
+    async fn a_barrier_resolves_after_the_writes_before_it() {
+        let gate = Arc::new(Gate::default());
+        assert!(gate.barrier().await, "nothing pending");
+        gate.write(7);
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.barrier().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        gate.complete(7, true);
+        assert!(waiting.await.unwrap());
     }
 }

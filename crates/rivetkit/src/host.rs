@@ -8,7 +8,7 @@
 //! hands it to an actor's inbox.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::ctx::Core;
 use crate::error::{HostError, KvError};
 use crate::instance::{Input, Start};
 
@@ -40,6 +41,8 @@ const VERSION: ProtocolVersion = ProtocolVersion::V8;
 const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Frames written per flush.
 const MAX_BURST: usize = 256;
+/// How long the bookkeeping of an ended actor generation is kept (see `forget_finished`).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// Where and as whom the host connects.
 #[derive(Debug, Clone)]
@@ -56,29 +59,40 @@ pub(crate) struct HostConfig {
 
 /// Starts actors of one registered type.
 pub(crate) trait Factory: Send + Sync {
-    /// Spawns the actor's task; returns its inbox.
-    fn spawn(&self, host: Arc<Host>, start: Start) -> mpsc::UnboundedSender<Input>;
+    /// Spawns the actor's task; returns its shared part (inputs go to its inbox).
+    fn spawn(&self, host: Arc<Host>, start: Start) -> Arc<Core>;
 }
 
 struct Slot {
     generation: u32,
-    inbox: mpsc::UnboundedSender<Input>,
+    core: Arc<Core>,
+}
+
+/// Who is waiting for a KV answer.
+enum Answer {
+    /// Actor code awaiting it.
+    Reply(oneshot::Sender<KvResponseData>),
+    /// A state write of this actor's output gate.
+    Gate(Arc<Core>),
 }
 
 struct PendingKv {
     frame: Vec<u8>,
-    answer: oneshot::Sender<KvResponseData>,
+    answer: Answer,
 }
 
 #[derive(Default)]
 struct State {
     actors: HashMap<String, Slot>,
-    tunnels: HashMap<TunnelKey, String>,
+    /// Client sockets, to the actor that serves them.
+    tunnels: HashMap<TunnelKey, Arc<Core>>,
     next_event_index: HashMap<(String, u32), i64>,
     unacked: BTreeMap<(String, u32), Vec<EventWrapper>>,
     last_command: HashMap<(String, u32), i64>,
+    /// Generations that ended here, and when: their bookkeeping above is dropped once their
+    /// events are acknowledged and replays of their commands can no longer come.
+    finished: HashMap<(String, u32), std::time::Instant>,
     pending_kv: BTreeMap<u32, PendingKv>,
-    next_request_id: u32,
     connected: bool,
 }
 
@@ -87,6 +101,8 @@ pub(crate) struct Host {
     pub cfg: HostConfig,
     out: mpsc::UnboundedSender<Vec<u8>>,
     state: Mutex<State>,
+    /// KV request ids; outside `state` so a gate can register a write before it is sent.
+    next_request_id: AtomicU32,
     types: HashMap<String, Arc<dyn Factory>>,
     /// Client for actor-to-actor calls (`ctx.client()`).
     pub client: rivetkit_client::Client,
@@ -107,6 +123,7 @@ impl Host {
             cfg,
             out,
             state: Mutex::new(State::default()),
+            next_request_id: AtomicU32::new(0),
             types,
             client,
             changed: watch::channel(0).0,
@@ -122,6 +139,32 @@ impl Host {
             }
             Err(_) => Err(HostError::Closed),
         }
+    }
+
+    /// A host with no connection, for unit tests: its frames go to the returned receiver.
+    #[cfg(test)]
+    pub fn detached() -> (Arc<Host>, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let host = Arc::new(Host {
+            cfg: HostConfig {
+                authority: "127.0.0.1:1".into(),
+                namespace: "default".into(),
+                pool: "default".into(),
+                token: None,
+                envoy_key: "test".into(),
+                version: 1,
+                region: "test".into(),
+            },
+            out,
+            state: Mutex::new(State::default()),
+            next_request_id: AtomicU32::new(0),
+            types: HashMap::new(),
+            client: rivetkit_client::Client::new("http://127.0.0.1:1")
+                .unwrap_or_else(|e| panic!("test client: {e}")),
+            changed: watch::channel(0).0,
+            shutting_down: AtomicBool::new(false),
+        });
+        (host, out_rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -188,23 +231,44 @@ impl Host {
         data: KvRequestData,
     ) -> Result<oneshot::Receiver<KvResponseData>, KvError> {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut st = self.lock();
-            let request_id = st.next_request_id;
-            st.next_request_id = request_id.wrapping_add(1);
-            let msg = ToRivet::KvRequest(ToRivetKvRequest {
-                actor_id: actor_id.to_string(),
-                request_id,
-                data,
-            });
-            let frame = encode(VERSION, &msg).map_err(|e| KvError::Codec(e.to_string()))?;
-            if st.connected {
-                self.send_frame(frame.clone());
-            }
-            st.pending_kv
-                .insert(request_id, PendingKv { frame, answer: tx });
-        }
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        self.send_kv(actor_id, request_id, data, Answer::Reply(tx))?;
         Ok(rx)
+    }
+
+    /// Sends a state write of `core`'s actor, registered with its output gate first (the
+    /// answer completes the gate from the read loop).
+    pub fn kv_gated(&self, core: &Arc<Core>, data: KvRequestData) -> Result<(), KvError> {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        core.gate.write(request_id);
+        let sent = self.send_kv(&core.actor_id, request_id, data, Answer::Gate(core.clone()));
+        if sent.is_err() {
+            core.gate.complete(request_id, false);
+            core.wake.notify_one();
+        }
+        sent
+    }
+
+    fn send_kv(
+        &self,
+        actor_id: &str,
+        request_id: u32,
+        data: KvRequestData,
+        answer: Answer,
+    ) -> Result<(), KvError> {
+        let msg = ToRivet::KvRequest(ToRivetKvRequest {
+            actor_id: actor_id.to_string(),
+            request_id,
+            data,
+        });
+        let frame = encode(VERSION, &msg).map_err(|e| KvError::Codec(e.to_string()))?;
+        let mut st = self.lock();
+        if st.connected {
+            self.send_frame(frame.clone());
+        }
+        st.pending_kv
+            .insert(request_id, PendingKv { frame, answer });
+        Ok(())
     }
 
     /// Encodes a tunnel message to the gateway.
@@ -230,8 +294,15 @@ impl Host {
         // A newer generation may already run here and own the actor's sockets.
         if st.actors.get(actor_id).map(|s| s.generation) == Some(generation) {
             st.actors.remove(actor_id);
-            st.tunnels.retain(|_, a| a != actor_id);
         }
+        // Sockets still pointing at this generation (a newer one re-registers its own).
+        st.tunnels
+            .retain(|_, core| !(core.actor_id == actor_id && core.generation == generation));
+        let key = (actor_id.to_string(), generation);
+        if !st.unacked.contains_key(&key) {
+            st.next_event_index.remove(&key);
+        }
+        st.finished.insert(key, std::time::Instant::now());
         drop(st);
         self.notify();
     }
@@ -295,6 +366,9 @@ impl Host {
                         kept.retain(|e| e.checkpoint.index > cp.index);
                         if kept.is_empty() {
                             st.unacked.remove(&key);
+                            if st.finished.contains_key(&key) {
+                                st.next_event_index.remove(&key);
+                            }
                         }
                     }
                 }
@@ -303,8 +377,17 @@ impl Host {
             }
             ToEnvoy::KvResponse(r) => {
                 let pending = self.lock().pending_kv.remove(&r.request_id);
-                match pending {
-                    Some(p) => drop(p.answer.send(r.data)),
+                match pending.map(|p| p.answer) {
+                    Some(Answer::Reply(tx)) => drop(tx.send(r.data)),
+                    Some(Answer::Gate(core)) => {
+                        let ok = matches!(r.data, KvResponseData::Put | KvResponseData::Delete);
+                        if !ok {
+                            tracing::error!(actor_id = %core.actor_id, answer = ?r.data, "state write refused");
+                        }
+                        if core.gate.complete(r.request_id, ok) {
+                            core.wake.notify_one();
+                        }
+                    }
                     None => tracing::debug!(request_id = r.request_id, "kv answer to nothing"),
                 }
             }
@@ -313,7 +396,31 @@ impl Host {
         }
     }
 
+    /// Forgets generations that ended long ago. The engine replays a command only until the
+    /// host's acknowledgement reaches it (sent right after the command), so after
+    /// `FORGET_AFTER` nothing of theirs can come back; without this, a long-running host
+    /// would keep a record of every start it ever served.
+    fn forget_finished(&self) {
+        let mut st = self.lock();
+        let State {
+            finished,
+            last_command,
+            next_event_index,
+            unacked,
+            ..
+        } = &mut *st;
+        finished.retain(|key, at| {
+            if at.elapsed() < FORGET_AFTER || unacked.contains_key(key) {
+                return true;
+            }
+            last_command.remove(key);
+            next_event_index.remove(key);
+            false
+        });
+    }
+
     fn on_commands(self: &Arc<Self>, commands: Vec<CommandWrapper>) {
+        self.forget_finished();
         let mut acks: IndexMap<(String, u32), i64> = IndexMap::new();
         for cmd in commands {
             let cp = cmd.checkpoint;
@@ -354,7 +461,7 @@ impl Host {
                         .iter()
                         .map(|h| (h.gateway_id, h.request_id))
                         .collect();
-                    let inbox = factory.spawn(
+                    let core = factory.spawn(
                         self.clone(),
                         Start {
                             actor_id: cp.actor_id.clone(),
@@ -368,26 +475,26 @@ impl Host {
                     let mut st = self.lock();
                     // Frames of restored sockets arrive without a new open (§9.6).
                     for key in hibernating {
-                        st.tunnels.insert(key, cp.actor_id.clone());
+                        st.tunnels.insert(key, core.clone());
                     }
                     let old = st.actors.insert(
                         cp.actor_id.clone(),
                         Slot {
                             generation: cp.generation,
-                            inbox,
+                            core,
                         },
                     );
                     drop(st);
                     if let Some(old) = old {
                         // An older generation the engine gave up on: stop it silently.
-                        let _ = old.inbox.send(Input::Lost);
+                        old.core.deliver(Input::Lost);
                     }
                 }
                 Command::StopActor(stop) => {
                     let st = self.lock();
                     match st.actors.get(&cp.actor_id) {
                         Some(slot) if slot.generation == cp.generation => {
-                            let _ = slot.inbox.send(Input::Stop(stop.reason));
+                            slot.core.deliver(Input::Stop(stop.reason));
                         }
                         _ => {
                             tracing::debug!(actor_id = %cp.actor_id, "stop for an actor not running here")
@@ -414,17 +521,29 @@ impl Host {
     fn on_tunnel(&self, id: MessageId, kind: ToEnvoyTunnelMessageKind) {
         let key = (id.gateway_id, id.request_id);
         let mut st = self.lock();
-        let (actor_id, input) = match kind {
-            ToEnvoyTunnelMessageKind::RequestStart(req) => {
-                (req.actor_id.clone(), Input::Http { key, request: req })
+        let (core, input) = match kind {
+            ToEnvoyTunnelMessageKind::RequestStart(request) => {
+                let core = st.actors.get(&request.actor_id).map(|s| s.core.clone());
+                let input = Input::Http {
+                    key,
+                    request: Box::new(request),
+                };
+                (core, input)
             }
             ToEnvoyTunnelMessageKind::WebSocketOpen(open) => {
-                st.tunnels.insert(key, open.actor_id.clone());
-                (open.actor_id.clone(), Input::WsOpen { key, open })
+                let core = st.actors.get(&open.actor_id).map(|s| s.core.clone());
+                if let Some(core) = &core {
+                    st.tunnels.insert(key, core.clone());
+                }
+                let input = Input::WsOpen {
+                    key,
+                    open: Box::new(open),
+                };
+                (core, input)
             }
             ToEnvoyTunnelMessageKind::WebSocketMessage(msg) => match st.tunnels.get(&key) {
-                Some(actor) => (
-                    actor.clone(),
+                Some(core) => (
+                    Some(core.clone()),
                     Input::WsMessage {
                         key,
                         index: id.message_index,
@@ -434,21 +553,17 @@ impl Host {
                 None => return,
             },
             ToEnvoyTunnelMessageKind::WebSocketClose(close) => match st.tunnels.remove(&key) {
-                Some(actor) => (actor, Input::WsClose { key, close }),
+                Some(core) => (Some(core), Input::WsClose { key, close }),
                 None => return,
             },
             // Requests are answered whole; an abort only means nobody reads the answer.
             _ => return,
         };
-        let delivered = st
-            .actors
-            .get(&actor_id)
-            .map(|slot| slot.inbox.send(input).is_ok())
-            .unwrap_or(false);
+        drop(st);
+        let delivered = core.is_some_and(|core| core.deliver(input));
         if !delivered {
-            st.tunnels.remove(&key);
-            drop(st);
-            tracing::debug!(%actor_id, "gateway traffic for an actor not running here");
+            self.lock().tunnels.remove(&key);
+            tracing::debug!("gateway traffic for an actor not running here");
             self.refuse(key);
         }
     }

@@ -30,11 +30,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::actor::{Actor, Persistence};
+use crate::actor::{Actor, ActorOptions, Persistence};
 use crate::conn::{record_tunnel, Conn, ConnId, ConnRecord, ConnSocket};
 use crate::ctx::{Core, Ctx, Requests};
 use crate::error::{KvError, PublicError};
-use crate::gate::{Gate, Out};
+use crate::gate::Out;
 use crate::host::{Factory, Host, TunnelKey};
 use crate::kv::{CONN_PREFIX, SCHEDULE_KEY, STATE_PREFIX};
 use crate::raw_ws::{RawIn, WebSocket, WsMessage};
@@ -63,15 +63,16 @@ pub(crate) struct Start {
     pub hibernating: Vec<TunnelKey>,
 }
 
-/// Inputs routed to an actor by the host.
+/// Inputs routed to an actor by the host. Large payloads are boxed: inputs wait in a queue
+/// whose slots every actor keeps.
 pub(crate) enum Input {
     Http {
         key: TunnelKey,
-        request: ToEnvoyRequestStart,
+        request: Box<ToEnvoyRequestStart>,
     },
     WsOpen {
         key: TunnelKey,
-        open: ToEnvoyWebSocketOpen,
+        open: Box<ToEnvoyWebSocketOpen>,
     },
     WsMessage {
         key: TunnelKey,
@@ -91,24 +92,28 @@ pub(crate) enum Input {
 /// A closure run as one turn of the actor (`RunCtx::update`).
 pub(crate) type Job<A> = Box<dyn FnOnce(&mut A, &mut Ctx<A>) + Send>;
 
-/// Inputs an actor sends itself.
-pub(crate) enum Internal<A: Actor> {
-    /// `RunCtx::update`.
-    Update(Job<A>),
-}
+/// `RunCtx::update` closures waiting for their turn.
+pub(crate) type Jobs<A> = std::sync::Mutex<std::collections::VecDeque<Job<A>>>;
 
 /// Starts actors of type `A`.
-pub(crate) struct TypeFactory<A>(PhantomData<fn() -> A>);
+pub(crate) struct TypeFactory<A> {
+    /// Read once per type; every actor of the type shares it.
+    options: Arc<ActorOptions>,
+    _type: PhantomData<fn() -> A>,
+}
 
-impl<A> TypeFactory<A> {
+impl<A: Actor> TypeFactory<A> {
     pub fn new() -> Self {
-        TypeFactory(PhantomData)
+        TypeFactory {
+            options: Arc::new(A::options()),
+            _type: PhantomData,
+        }
     }
 }
 
 impl<A: Actor> Factory for TypeFactory<A> {
-    fn spawn(&self, host: Arc<Host>, start: Start) -> mpsc::UnboundedSender<Input> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn spawn(&self, host: Arc<Host>, start: Start) -> Arc<Core> {
+        let core = Arc::new(Core::new(host.clone(), &start, self.options.clone()));
         let span = tracing::info_span!(
             "actor",
             actor_id = %start.actor_id,
@@ -116,47 +121,69 @@ impl<A: Actor> Factory for TypeFactory<A> {
             key = start.key.as_deref().unwrap_or(""),
             generation = start.generation,
         );
-        let (actor_id, generation) = (start.actor_id.clone(), start.generation);
+        let task_core = core.clone();
         tokio::spawn(
             async move {
                 // A panic outside an action (in a hook) ends the task; the engine must still
                 // learn that the actor stopped.
-                let ended = AssertUnwindSafe(run::<A>(host.clone(), start, rx))
+                let ended = AssertUnwindSafe(run::<A>(task_core.clone(), start))
                     .catch_unwind()
                     .await;
                 if let Err(p) = ended {
                     let msg = format!("actor code panicked: {}", panic_message(&*p));
                     tracing::error!(reason = %msg, "actor crashed");
-                    host.send_events(
-                        &actor_id,
-                        generation,
-                        vec![Event::StateUpdate(EventActorStateUpdate {
-                            state: ActorState::Stopped(ActorStateStopped {
-                                code: StopCode::Error,
-                                message: Some(msg),
-                            }),
-                        })],
-                    );
-                    host.actor_finished(&actor_id, generation);
+                    report_stopped(&task_core, StopCode::Error, Some(msg));
+                    finish(&task_core);
                 }
             }
             .instrument(span),
         );
-        tx
+        core
     }
+}
+
+/// The actor task has ended (after its Stopped event, if any): inputs still queued are
+/// answered so their clients retry (§9.3 `actor.stopping`), and the host forgets the actor.
+fn finish(core: &Core) {
+    for input in core.end() {
+        match input {
+            Input::Http { key, request } => {
+                let err = routes::public("actor", "stopping", "The actor is stopping.");
+                let spec = ActorSpecifier {
+                    actor_id: core.actor_id.clone(),
+                    generation: u64::from(core.generation),
+                    key: core.key.clone(),
+                };
+                let answer = routes::error_response(
+                    &err,
+                    503,
+                    routes::http_encoding(&request.headers),
+                    &spec,
+                );
+                core.host
+                    .tunnel(key, 0, ToRivetTunnelMessageKind::ResponseStart(answer));
+            }
+            Input::WsOpen { key, .. } => {
+                close_socket(&core.host, key, 1, 1011, "actor.stopping".into());
+                core.host.forget_tunnel(&key);
+            }
+            // Unacknowledged messages of hibernatable sockets are delivered again to the next
+            // start; other sockets were closed by the stop.
+            _ => {}
+        }
+    }
+    core.host.actor_finished(&core.actor_id, core.generation);
 }
 
 struct Instance<A: Actor> {
     state: A,
     ctx: Ctx<A>,
-    inbox: mpsc::UnboundedReceiver<Input>,
-    internal_rx: mpsc::UnboundedReceiver<Internal<A>>,
+    /// `RunCtx::update` closures, when the actor has a `run` task.
+    jobs: Option<Arc<Jobs<A>>>,
     conn_by_key: HashMap<TunnelKey, ConnId>,
     raw: HashMap<TunnelKey, mpsc::UnboundedSender<RawIn>>,
-    raw_closed_tx: mpsc::UnboundedSender<TunnelKey>,
-    raw_closed_rx: mpsc::UnboundedReceiver<TunnelKey>,
     run_task: Option<tokio::task::JoinHandle<()>>,
-    stop_tx: watch::Sender<bool>,
+    stop_tx: Option<watch::Sender<bool>>,
     last_activity: Instant,
     sleep_sent: bool,
     destroy_sent: bool,
@@ -166,28 +193,22 @@ struct Instance<A: Actor> {
     poisoned: Option<String>,
 }
 
-async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedReceiver<Input>) {
-    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let core = Arc::new(Core {
-        host: host.clone(),
-        actor_id: start.actor_id.clone(),
-        name: start.name.clone(),
-        key: start.key.clone(),
-        generation: start.generation,
-        options: A::options(),
-        outputs: Default::default(),
-        requests: Default::default(),
-        keep_awake: Default::default(),
-        wake: Default::default(),
-    });
+async fn run<A: Actor>(core: Arc<Core>, start: Start) {
+    // Starting is boxed: the task of a running actor keeps only the waiting loop.
+    if let Some(inst) = Box::pin(prepare::<A>(core, start)).await {
+        inst.main().await;
+    }
+}
+
+/// Boots the actor and reports it running; `None` if it could not start (already reported).
+async fn prepare<A: Actor>(core: Arc<Core>, start: Start) -> Option<Instance<A>> {
     let mut ctx = Ctx::<A> {
         core: core.clone(),
         vars: None,
         conns: IndexMap::new(),
         current: None,
         schedule: Default::default(),
-        gate: Gate::new(),
-        persisted: None,
+        saved_hash: None,
         touched: Vec::new(),
         all_touched: false,
     };
@@ -203,33 +224,31 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
         Ok(booted) => booted,
         Err(e) => {
             tracing::error!(error = %e, "actor failed to start");
-            report_stopped(
-                &host,
-                &core,
-                StopCode::Error,
-                Some(format!("start failed: {e}")),
-            );
-            host.actor_finished(&start.actor_id, start.generation);
-            return;
+            report_stopped(&core, StopCode::Error, Some(format!("start failed: {e}")));
+            finish(&core);
+            return None;
         }
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let run_task = A::has_run().then(|| {
+    let (jobs, stop_tx, run_task) = if A::has_run() {
+        let jobs: Arc<Jobs<A>> = Arc::default();
+        let (stop_tx, stop_rx) = watch::channel(false);
         let rctx = RunCtx {
             core: core.clone(),
-            internal: internal_tx,
+            jobs: jobs.clone(),
             stop: stop_rx,
         };
-        tokio::spawn(
+        let task = tokio::spawn(
             async move {
                 if let Err(e) = A::run(rctx).await {
                     tracing::error!(error = %e, "run failed");
                 }
             }
             .in_current_span(),
-        )
-    });
-    let (raw_closed_tx, raw_closed_rx) = mpsc::unbounded_channel();
+        );
+        (Some(jobs), Some(stop_tx), Some(task))
+    } else {
+        (None, None, None)
+    };
     let conn_by_key = ctx
         .conns
         .values()
@@ -238,12 +257,9 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
     let mut inst = Instance {
         state,
         ctx,
-        inbox,
-        internal_rx,
+        jobs,
         conn_by_key,
         raw: HashMap::new(),
-        raw_closed_tx,
-        raw_closed_rx,
         run_task,
         stop_tx,
         last_activity: Instant::now(),
@@ -255,7 +271,7 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
     let alarm = inst.ctx.schedule.next_due();
     inst.ctx.schedule.alarm = alarm;
     inst.ctx.schedule.alarm_known = true;
-    host.send_events(
+    core.host.send_events(
         &core.actor_id,
         core.generation,
         vec![
@@ -267,7 +283,7 @@ async fn run<A: Actor>(host: Arc<Host>, start: Start, inbox: mpsc::UnboundedRece
     );
     tracing::debug!("actor running");
     inst.drop_stale(stale, orphans).await;
-    inst.main().await;
+    Some(inst)
 }
 
 /// A started actor before it serves.
@@ -295,7 +311,7 @@ async fn boot<A: Actor>(
         Some(bytes) => {
             let state: A = ciborium::from_reader(bytes.as_slice())
                 .map_err(|e| Error::internal(format!("stored state does not decode: {e}")))?;
-            ctx.persisted = Some(bytes);
+            ctx.saved_hash = Some(hash_bytes(&bytes));
             state
         }
         None => {
@@ -316,7 +332,7 @@ async fn boot<A: Actor>(
                 with_timeout(hook_timeout, "create_state", A::create_state(ctx, input)).await?;
             with_timeout(hook_timeout, "on_create", state.on_create(ctx, &for_create)).await?;
             write_state(ctx, &state, true)?;
-            if !ctx.gate.barrier().await {
+            if !ctx.core.gate.barrier().await {
                 return Err(Error::internal("initial state write failed"));
             }
             state
@@ -347,7 +363,7 @@ async fn boot<A: Actor>(
     with_timeout(hook_timeout, "on_wake", state.on_wake(ctx)).await?;
     write_state(ctx, &state, false)?;
     let outs = ctx.core.take_outputs();
-    ctx.gate.release(outs);
+    ctx.core.gate.release(outs);
     Ok(Booted {
         state,
         stale,
@@ -384,7 +400,7 @@ fn restore_conn<A: Actor>(
             hibernatable: true,
             params_json: record.params,
             last_message: None,
-            saved: Some(bytes.to_vec()),
+            saved: Some(hash_bytes(bytes)),
         }),
         core: core.clone(),
     })
@@ -491,6 +507,15 @@ async fn answer(
     }
 }
 
+/// A 64-bit hash of saved bytes: enough to tell a changed state or connection from the saved
+/// one without keeping a copy of it per actor.
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
 /// CBOR of the state.
 fn encode_state<A: Actor>(state: &A) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(64);
@@ -507,7 +532,7 @@ pub(crate) fn write_state<A: Actor>(
     force: bool,
 ) -> Result<bool, Error> {
     let bytes = encode_state(state)?;
-    let state_changed = force || ctx.persisted.as_deref() != Some(bytes.as_slice());
+    let state_changed = force || ctx.saved_hash != Some(hash_bytes(&bytes));
     write_encoded(ctx, bytes, state_changed)
 }
 
@@ -562,30 +587,23 @@ fn write_encoded<A: Actor>(
                 keys: std::mem::take(&mut keys),
                 values: std::mem::take(&mut values),
             };
-            let answer = ctx
-                .core
-                .host
-                .kv_start(&ctx.core.actor_id, KvRequestData::Put(batch))?;
-            ctx.gate.write(answer);
+            ctx.core.write(KvRequestData::Put(batch))?;
             size = 0;
         }
         size += record.len();
         keys.push(key);
-        values.push(record.clone());
-        saved.push((id, record));
+        saved.push((id, hash_bytes(&record)));
+        values.push(record);
     }
-    let answer = ctx.core.host.kv_start(
-        &ctx.core.actor_id,
-        KvRequestData::Put(KvPutRequest { keys, values }),
-    )?;
-    ctx.gate.write(answer);
-    for (id, record) in saved {
+    ctx.core
+        .write(KvRequestData::Put(KvPutRequest { keys, values }))?;
+    for (id, hash) in saved {
         if let Some(socket) = ctx.conns.get_mut(&id).and_then(|c| c.socket.as_mut()) {
-            socket.saved = Some(record);
+            socket.saved = Some(hash);
         }
     }
     if state_changed {
-        ctx.persisted = Some(bytes);
+        ctx.saved_hash = Some(hash_bytes(&bytes));
     }
     if ctx.schedule.dirty {
         ctx.schedule.dirty = false;
@@ -618,8 +636,8 @@ async fn with_timeout<T>(
     }
 }
 
-fn report_stopped(host: &Host, core: &Core, code: StopCode, message: Option<String>) {
-    host.send_events(
+fn report_stopped(core: &Core, code: StopCode, message: Option<String>) {
+    core.host.send_events(
         &core.actor_id,
         core.generation,
         vec![Event::StateUpdate(EventActorStateUpdate {
@@ -682,9 +700,8 @@ impl<A: Actor> Instance<A> {
                     let delete = KvRequestData::Delete(KvDeleteRequest {
                         keys: vec![crate::conn::record_key(&key)],
                     });
-                    if let Ok(answer) = self.ctx.core.host.kv_start(&self.ctx.core.actor_id, delete)
-                    {
-                        self.ctx.gate.write(answer);
+                    if let Err(e) = self.ctx.core.write(delete) {
+                        tracing::warn!(error = %e, "stale connection record not deleted");
                     }
                 }
             }
@@ -699,67 +716,82 @@ impl<A: Actor> Instance<A> {
 
     async fn main(mut self) {
         loop {
+            if self.ctx.core.gate.failed() {
+                Box::pin(self.crash("a state write failed")).await;
+                return;
+            }
+            let closed = std::mem::take(
+                &mut *self
+                    .ctx
+                    .core
+                    .raw_closed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            for key in closed {
+                self.raw.remove(&key);
+            }
+            let now = Instant::now();
             let idle_at = (self.may_sleep() && !self.sleep_sent)
                 .then(|| self.last_activity + self.ctx.core.options.sleep_timeout);
             let due_at = self.ctx.schedule.next_due().map(|ms| {
                 let wait = u64::try_from(ms.saturating_sub(now_ms())).unwrap_or(0);
-                Instant::now() + Duration::from_millis(wait)
+                now + Duration::from_millis(wait)
             });
-            let flush_at = self.flush_at;
-            let core = self.ctx.core.clone();
-            tokio::select! {
-                biased;
-                _ = self.ctx.gate.failed() => {
-                    self.crash("a state write failed").await;
-                    return;
-                }
-                input = self.inbox.recv() => match input {
-                    None | Some(Input::Lost) => {
+            // One turn: the next input, else a `run` update, else a timer that fell due.
+            if let Some(input) = self.ctx.core.next_input() {
+                match input {
+                    Input::Lost => {
                         tracing::info!("actor given up by the engine; stopping without report");
                         self.abandon();
                         return;
                     }
-                    Some(Input::Stop(reason)) => {
-                        self.stop(reason).await;
+                    Input::Stop(reason) => {
+                        Box::pin(self.stop(reason)).await;
                         return;
                     }
-                    Some(input) => self.handle(input).await,
-                },
-                Some(job) = self.internal_rx.recv() => match job {
-                    Internal::Update(f) => {
-                        let state = &mut self.state;
-                        let ctx = &mut self.ctx;
-                        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| f(state, ctx))) {
-                            self.poisoned = Some(panic_message(&*p));
-                        }
-                    }
-                },
-                Some(key) = self.raw_closed_rx.recv() => {
-                    self.raw.remove(&key);
+                    input => Box::pin(self.handle(input)).await,
                 }
-                _ = core.wake.notified() => {}
-                _ = sleep_until(idle_at), if idle_at.is_some() => {
-                    tracing::debug!("idle; asking to sleep");
-                    self.ctx.core.lock_requests().sleep = true;
+            } else if let Some(job) = self.next_job() {
+                let (state, ctx) = (&mut self.state, &mut self.ctx);
+                if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| job(state, ctx))) {
+                    self.poisoned = Some(panic_message(&*p));
                 }
-                _ = sleep_until(due_at), if due_at.is_some() => self.fire_schedules().await,
-                _ = sleep_until(flush_at), if flush_at.is_some() => {
-                    self.flush_at = None;
-                    if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
-                        tracing::error!(error = %e, "state not saved");
-                    }
+            } else if due_at.is_some_and(|at| at <= now) {
+                Box::pin(self.fire_schedules()).await;
+            } else if self.flush_at.is_some_and(|at| at <= now) {
+                self.flush_at = None;
+                if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
+                    tracing::error!(error = %e, "state not saved");
                 }
+            } else if idle_at.is_some_and(|at| at <= now) {
+                tracing::debug!("idle; asking to sleep");
+                self.ctx.core.lock_requests().sleep = true;
+            } else if !self.ctx.core.has_requests() {
+                // Nothing to do: wait for an input, a request or the next timer.
+                let next = [idle_at, due_at, self.flush_at].into_iter().flatten().min();
+                tokio::select! {
+                    _ = self.ctx.core.wake.notified() => {}
+                    _ = sleep_until(next) => {}
+                }
+                continue;
             }
             if let Some(p) = self.poisoned.take() {
                 // The error reply (and acknowledgement) of the failed action still leave.
                 let outs = self.ctx.core.take_outputs();
-                self.ctx.gate.release(outs);
-                self.crash(&format!("actor code panicked: {p}")).await;
+                self.ctx.core.gate.release(outs);
+                Box::pin(self.crash(&format!("actor code panicked: {p}"))).await;
                 return;
             }
-            self.after_turn().await;
+            Box::pin(self.after_turn()).await;
             self.last_activity = Instant::now();
         }
+    }
+
+    /// The next `RunCtx::update` closure.
+    fn next_job(&self) -> Option<Job<A>> {
+        let jobs = self.jobs.as_ref()?;
+        jobs.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
     }
 
     /// Handles what actor code requested, then saves and releases the turn's outputs.
@@ -809,16 +841,16 @@ impl<A: Actor> Instance<A> {
             Err(e) => {
                 tracing::error!(error = %e, "state not saved");
                 let outs = self.ctx.core.take_outputs();
-                self.ctx.gate.release(outs);
+                self.ctx.core.gate.release(outs);
                 return;
             }
         };
-        let mut changed = self.ctx.persisted.as_deref() != Some(bytes.as_slice());
+        let mut changed = self.ctx.saved_hash != Some(hash_bytes(&bytes));
         if changed {
             self.state.on_state_change(&mut self.ctx);
             if let Ok(again) = encode_state(&self.state) {
                 bytes = again;
-                changed = self.ctx.persisted.as_deref() != Some(bytes.as_slice());
+                changed = self.ctx.saved_hash != Some(hash_bytes(&bytes));
             }
         }
         let outs = self.ctx.core.take_outputs();
@@ -827,7 +859,7 @@ impl<A: Actor> Instance<A> {
                 if let Err(e) = write_encoded(&mut self.ctx, bytes, changed) {
                     tracing::error!(error = %e, "state not saved");
                 }
-                self.ctx.gate.release(outs);
+                self.ctx.core.gate.release(outs);
             }
             Persistence::Relaxed { interval } => {
                 if (changed || self.ctx.schedule.dirty) && self.flush_at.is_none() {
@@ -842,8 +874,8 @@ impl<A: Actor> Instance<A> {
 
     async fn handle(&mut self, input: Input) {
         match input {
-            Input::Http { key, request } => self.http(key, request).await,
-            Input::WsOpen { key, open } => self.ws_open(key, open).await,
+            Input::Http { key, request } => self.http(key, *request).await,
+            Input::WsOpen { key, open } => self.ws_open(key, *open).await,
             Input::WsMessage { key, index, msg } => self.ws_message(key, index, msg).await,
             Input::WsClose { key, close } => {
                 if let Some(id) = self.conn_by_key.get(&key).cloned() {
@@ -982,8 +1014,8 @@ impl<A: Actor> Instance<A> {
                 let delete = KvRequestData::Delete(KvDeleteRequest {
                     keys: vec![crate::conn::record_key(&socket.key)],
                 });
-                match self.ctx.core.host.kv_start(&self.ctx.core.actor_id, delete) {
-                    Ok(answer) => self.ctx.gate.write(answer),
+                match self.ctx.core.write(delete) {
+                    Ok(()) => {}
                     Err(e) => {
                         tracing::error!(error = %e, conn = %id, "saved connection not deleted")
                     }
@@ -1198,7 +1230,7 @@ impl<A: Actor> Instance<A> {
                 closed: false,
                 path: open.path,
                 headers: open.headers.into_iter().collect(),
-                on_close: Some(self.raw_closed_tx.clone()),
+                on_close: Some(self.ctx.core.clone()),
             };
             let limit = self.ctx.core.options.hook_timeout;
             if let Err(e) = with_timeout(
@@ -1400,7 +1432,7 @@ impl<A: Actor> Instance<A> {
             StopActorReason::Destroy | StopActorReason::StopIntent
         );
         tracing::debug!(?reason, "stopping");
-        let _ = self.stop_tx.send(true);
+        self.signal_stop();
         let grace = self.ctx.core.options.sleep_grace;
         let hook = if destroy {
             with_timeout(grace, "onDestroy", self.state.on_destroy(&mut self.ctx)).await
@@ -1435,7 +1467,7 @@ impl<A: Actor> Instance<A> {
                 tracing::error!(error = %e, "final state save failed");
             }
         }
-        let saved = tokio::time::timeout(grace, self.ctx.gate.barrier())
+        let saved = tokio::time::timeout(grace, self.ctx.core.gate.barrier())
             .await
             .unwrap_or(false);
         if let Some(task) = self.run_task.take() {
@@ -1443,16 +1475,15 @@ impl<A: Actor> Instance<A> {
         }
         let core = self.ctx.core.clone();
         if saved {
-            report_stopped(&core.host, &core, StopCode::Ok, None);
+            report_stopped(&core, StopCode::Ok, None);
         } else {
             report_stopped(
-                &core.host,
                 &core,
                 StopCode::Error,
                 Some("final state save failed".into()),
             );
         }
-        core.host.actor_finished(&core.actor_id, core.generation);
+        finish(&core);
     }
 
     /// Leaves a hibernatable connection to the gateway while the actor stops: its record is
@@ -1485,7 +1516,7 @@ impl<A: Actor> Instance<A> {
     /// start restores); other sockets are closed.
     async fn crash(mut self, why: &str) {
         tracing::error!(reason = why, "actor crashed");
-        let _ = self.stop_tx.send(true);
+        self.signal_stop();
         if let Some(task) = self.run_task.take() {
             task.abort();
         }
@@ -1513,24 +1544,30 @@ impl<A: Actor> Instance<A> {
             }));
         }
         // After the replies already handed to the gate.
-        self.ctx.gate.release(closes);
+        self.ctx.core.gate.release(closes);
         let grace = self.ctx.core.options.sleep_grace;
-        let _ = tokio::time::timeout(grace, self.ctx.gate.barrier()).await;
+        let _ = tokio::time::timeout(grace, self.ctx.core.gate.barrier()).await;
         for key in std::mem::take(&mut self.raw).into_keys() {
             close_socket(&host, key, u16::MAX, 1011, "actor.crashed".into());
         }
         let core = self.ctx.core.clone();
-        report_stopped(&host, &core, StopCode::Error, Some(why.to_string()));
-        host.actor_finished(&core.actor_id, core.generation);
+        report_stopped(&core, StopCode::Error, Some(why.to_string()));
+        finish(&core);
     }
 
     fn abandon(mut self) {
-        let _ = self.stop_tx.send(true);
+        self.signal_stop();
         if let Some(task) = self.run_task.take() {
             task.abort();
         }
-        let core = self.ctx.core.clone();
-        core.host.actor_finished(&core.actor_id, core.generation);
+        finish(&self.ctx.core);
+    }
+
+    /// Tells `run` the actor is stopping.
+    fn signal_stop(&self) {
+        if let Some(tx) = &self.stop_tx {
+            let _ = tx.send(true);
+        }
     }
 }
 
@@ -1564,5 +1601,50 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[derive(Default, serde::Serialize, serde::Deserialize)]
+    struct Tiny {
+        n: u64,
+    }
+
+    #[crate::actor]
+    impl Tiny {
+        async fn bump(&mut self) -> u64 {
+            self.n += 1;
+            self.n
+        }
+    }
+
+    /// What an idle actor keeps besides its state: its task (the `run` future) and `Core`.
+    /// Budgets with room for debug builds (release futures are smaller); the goal is ≤ 2 KiB
+    /// per idle actor in a release build.
+    #[test]
+    fn an_idle_actor_stays_small() {
+        let (host, _rx) = Host::detached();
+        let start = Start {
+            actor_id: "a".into(),
+            generation: 1,
+            name: "tiny".into(),
+            key: None,
+            input: None,
+            hibernating: Vec::new(),
+        };
+        let core = Arc::new(Core::new(host, &start, Arc::new(ActorOptions::default())));
+        let task = run::<Tiny>(core, start);
+        let (task, core, input) = (
+            std::mem::size_of_val(&task),
+            std::mem::size_of::<Core>(),
+            std::mem::size_of::<Input>(),
+        );
+        eprintln!("run future {task} B, Core {core} B, Input {input} B");
+        assert!(input <= 64, "Input is {input} bytes: box large variants");
+        assert!(core <= 512, "Core is {core} bytes");
+        assert!(task <= 2048, "the actor task's future is {task} bytes");
     }
 }

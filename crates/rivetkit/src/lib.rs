@@ -125,6 +125,9 @@
 
 #![warn(missing_docs)]
 
+// `#[actor]` expands to `::rivetkit::…` paths; this lets the crate's own tests use it.
+extern crate self as rivetkit;
+
 mod actor;
 mod conn;
 mod ctx;

@@ -37,7 +37,7 @@ pub struct WebSocket {
     pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
     /// Told when the socket is gone, so the actor stops counting it as activity.
-    pub(crate) on_close: Option<mpsc::UnboundedSender<TunnelKey>>,
+    pub(crate) on_close: Option<Arc<crate::ctx::Core>>,
 }
 
 impl WebSocket {
@@ -118,8 +118,12 @@ impl WebSocket {
 
     fn finish(&mut self, _by_us: bool) {
         self.closed = true;
-        if let Some(tx) = self.on_close.take() {
-            let _ = tx.send(self.key);
+        if let Some(core) = self.on_close.take() {
+            core.raw_closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.key);
+            core.wake.notify_one();
         }
     }
 }

@@ -2,18 +2,18 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::actor::Actor;
 use crate::ctx::{Core, Ctx};
-use crate::instance::Internal;
+use crate::instance::Jobs;
 use crate::kv::Kv;
 
 /// What `run` gets: the actor's identity, storage and client, and [`RunCtx::update`] to act
 /// on the state between other inputs.
 pub struct RunCtx<A: Actor> {
     pub(crate) core: Arc<Core>,
-    pub(crate) internal: mpsc::UnboundedSender<Internal<A>>,
+    pub(crate) jobs: Arc<Jobs<A>>,
     pub(crate) stop: watch::Receiver<bool>,
 }
 
@@ -36,14 +36,18 @@ impl<A: Actor> RunCtx<A> {
         R: Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Internal<A> = Internal::Update(Box::new(move |state, ctx| {
+        let job: crate::instance::Job<A> = Box::new(move |state, ctx| {
             let result = f(state, ctx);
             // The result is an output of the turn: it waits for the turn's state write.
             ctx.core.push_out(Box::new(move |_| {
                 let _ = tx.send(result);
             }));
-        }));
-        self.internal.send(job).ok()?;
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        self.core.wake.notify_one();
         rx.await.ok()
     }
 
