@@ -185,6 +185,31 @@ impl Bus {
         self.publish_inner(subject, None, payload).await
     }
 
+    /// Publishes `payload`, telling how many subscribers got it when the driver knows
+    /// (memory: `Some(n)`; NATS and PostgreSQL deliver elsewhere: `None`). Lets a sender
+    /// notice at once that nobody listens on a subject it expected to be served.
+    pub async fn publish_counted(
+        &self,
+        subject: &str,
+        payload: Bytes,
+    ) -> Result<Option<usize>, BusError> {
+        validate_subject(subject)?;
+        self.check_open()?;
+        let delivered = match &self.inner.driver {
+            Driver::Memory(m) => Some(m.publish(subject, None, payload)),
+            Driver::Nats(n) => {
+                n.publish(subject, None, payload).await?;
+                None
+            }
+            Driver::Postgres(p) => {
+                p.publish(subject, None, payload).await?;
+                None
+            }
+        };
+        Counters::incr(&self.inner.counters.published);
+        Ok(delivered)
+    }
+
     /// Publishes `payload` with a reply subject, for callers that collect replies themselves.
     pub async fn publish_with_reply(
         &self,

@@ -26,8 +26,9 @@ pub struct Subscription {
 }
 
 enum Source {
-    /// Memory and PostgreSQL: a channel fed from the bus's local registry.
-    Local { rx: Rx, _guard: LocalGuard },
+    /// Memory and PostgreSQL: a channel fed from the bus's local registry; the guard is
+    /// dropped by `unsubscribe`.
+    Local { rx: Rx, guard: Option<LocalGuard> },
     /// NATS: the client's own subscriber, which unsubscribes when dropped.
     Nats(async_nats::Subscriber),
 }
@@ -56,7 +57,10 @@ impl Subscription {
     pub(crate) fn local(bus: Bus, rx: Rx, guard: LocalGuard) -> Self {
         Self {
             subject: guard.subject.clone(),
-            source: Source::Local { rx, _guard: guard },
+            source: Source::Local {
+                rx,
+                guard: Some(guard),
+            },
             bus,
         }
     }
@@ -72,6 +76,23 @@ impl Subscription {
     /// The subject this subscription listens to.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// Stops receiving new messages; those already delivered to this subscription can still
+    /// be read (and the stream ends after them). For a subscriber that must account for every
+    /// message it was sent, e.g. to refuse what it can no longer handle.
+    pub async fn unsubscribe(&mut self) {
+        match &mut self.source {
+            Source::Local { rx, guard } => {
+                guard.take();
+                rx.close();
+            }
+            Source::Nats(sub) => {
+                if let Err(error) = sub.unsubscribe().await {
+                    tracing::debug!(%error, subject = %self.subject, "unsubscribe failed");
+                }
+            }
+        }
     }
 
     fn counters(&self) -> &Counters {

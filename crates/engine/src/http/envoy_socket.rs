@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rivet_api::auth::constant_time_eq;
 use rivet_api::input::Query;
 use rivet_envoy_protocol::{self as proto, ProtocolVersion, ToEnvoy, ToRivet};
@@ -401,7 +401,8 @@ impl Session {
                         }
                         Some(HostSignal::Evict(conn)) if conn == session.connection => {
                             close(socket, 1000, &format!("ws.eviction#{}", session.ray)).await;
-                            session.fail_inflight(inflight).await;
+                            session.refuse_undelivered(&mut signals).await;
+                    session.fail_inflight(inflight).await;
                             events.abort();
                             return;
                         }
@@ -416,6 +417,7 @@ impl Session {
                     // The host reconnects (to this engine once it is back, or another node);
                     // until the lost threshold passes its actors stay where they are.
                     close(socket, 1001, &format!("ws.going_away#{}", session.ray)).await;
+                    session.refuse_undelivered(&mut signals).await;
                     session.fail_inflight(inflight).await;
                     drop(work_tx);
                     if tokio::time::timeout(Duration::from_secs(5), events).await.is_err() {
@@ -427,7 +429,8 @@ impl Session {
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PONG_TIMEOUT {
                         close(socket, 1011, &format!("ws.timed_out#{}", session.ray)).await;
-                        session.fail_inflight(inflight).await;
+                        session.refuse_undelivered(&mut signals).await;
+                    session.fail_inflight(inflight).await;
                         session.disconnected().await;
                         events.abort();
                         return;
@@ -436,6 +439,7 @@ impl Session {
                 }
             }
         }
+        session.refuse_undelivered(&mut signals).await;
         session.fail_inflight(inflight).await;
         session.disconnected().await;
         events.abort();
@@ -445,6 +449,29 @@ impl Session {
     /// (an abort the gateway may retry safely for repeatable requests, or a close) instead of
     /// waiting for its timeout.
     async fn fail_inflight(&self, inflight: Inflight) {
+        self.fail_tunnels(inflight, rivet_gateway::proxy::HOST_GONE)
+            .await;
+    }
+
+    /// Gateway traffic still queued for this socket when it ended never reached the host:
+    /// stop receiving, then answer it as undelivered, which the gateway may safely send again
+    /// (to the actor's next host) whatever the method.
+    async fn refuse_undelivered(&self, signals: &mut rivet_bus::Subscription) {
+        signals.unsubscribe().await;
+        let mut undelivered = Inflight::default();
+        while let Some(Some(message)) = signals.next().now_or_never() {
+            if let Some(HostSignal::Tunnel(bytes)) = HostSignal::decode(message.payload()) {
+                undelivered.sent(&bytes);
+            }
+        }
+        if !undelivered.0.is_empty() {
+            tracing::debug!(requests = undelivered.0.len(), envoy_key = %self.params.envoy_key, "gateway traffic not delivered before the socket ended");
+        }
+        self.fail_tunnels(undelivered, rivet_gateway::proxy::NOT_DELIVERED)
+            .await;
+    }
+
+    async fn fail_tunnels(&self, inflight: Inflight, detail: &str) {
         for ((gateway_id, request_id), websocket) in inflight.0 {
             let kind = if websocket {
                 proto::ToRivetTunnelMessageKind::WebSocketClose(proto::ToRivetWebSocketClose {
@@ -456,7 +483,7 @@ impl Session {
                 proto::ToRivetTunnelMessageKind::ResponseAbort(proto::ToRivetResponseAbort {
                     reason: proto::HttpStreamAbortReason {
                         kind: proto::HttpStreamAbortReasonKind::InternalError,
-                        detail: Some(rivet_gateway::proxy::HOST_GONE.to_string()),
+                        detail: Some(detail.to_string()),
                     },
                 })
             };

@@ -27,6 +27,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
 const ATTEMPTS: u32 = 3;
 /// The abort detail the envoy socket uses when a host disconnects with requests in flight.
 pub const HOST_GONE: &str = "envoy disconnected";
+/// The abort detail for a request that reached a host's socket after it stopped forwarding:
+/// the actor never saw it, so it may be sent again whatever its method.
+pub const NOT_DELIVERED: &str = "envoy disconnected before delivery";
+/// Waiting for a host to answer, how often to check that it is still connected (it may have
+/// died with another engine node, or gone between the lookup and the publish).
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 
 pub(crate) async fn serve(gateway: Gateway, target: Target, request: Request, ray: Id) -> Response {
     let headers = request.headers().clone();
@@ -55,6 +61,7 @@ async fn serve_inner(
     let headers = forwarded_headers(&parts.headers, ", ", ray);
     let repeatable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut attempt = 0;
+    let mut undelivered = 0;
     loop {
         attempt += 1;
         let (actor, to) = locate(gateway, target).await?;
@@ -81,12 +88,29 @@ async fn serve_inner(
         let signal =
             tunnel_signal(message).map_err(|e| GatewayError::internal_error(e.to_string()))?;
         let subject = host_subject(to.namespace, &to.host);
-        gateway
+        let delivered = gateway
             .shell()
             .bus()
-            .publish(&subject, signal)
+            .publish_counted(&subject, signal)
             .await
             .map_err(|e| GatewayError::internal_error(e.to_string()))?;
+        if delivered == Some(0) {
+            // Nobody serves the host's subject: its socket just ended and the disconnect is
+            // not recorded yet. The request went nowhere, so it can be sent again once the
+            // actor's placement has caught up.
+            undelivered += 1;
+            if undelivered > UNDELIVERED_ATTEMPTS {
+                return Err(GatewayError::retry_attempts_exceeded(
+                    attempt,
+                    "guard.service_unavailable",
+                    "503",
+                    "actor",
+                ));
+            }
+            attempt -= 1;
+            tokio::time::sleep(UNDELIVERED_PAUSE).await;
+            continue;
+        }
         // If the client goes away, tell the host (the future is dropped with this guard).
         let mut abort_on_drop = AbortOnDrop {
             gateway: gateway.clone(),
@@ -95,16 +119,34 @@ async fn serve_inner(
             actor,
         };
         let answer = tokio::time::timeout(RESPONSE_TIMEOUT, async {
+            let mut check = tokio::time::interval_at(
+                tokio::time::Instant::now() + LIVENESS_CHECK,
+                LIVENESS_CHECK,
+            );
+            let mut seen_connection = None;
             loop {
-                match inbox.recv().await {
-                    Some(proto::ToRivetTunnelMessageKind::ResponseStart(start)) => {
-                        return Answer::Response(start)
+                tokio::select! {
+                    answer = inbox.recv() => match answer {
+                        Some(proto::ToRivetTunnelMessageKind::ResponseStart(start)) => {
+                            return Answer::Response(start)
+                        }
+                        Some(proto::ToRivetTunnelMessageKind::ResponseAbort(abort)) => {
+                            return Answer::Aborted(abort)
+                        }
+                        Some(_) => continue,
+                        None => return Answer::Gone,
+                    },
+                    _ = check.tick() => {
+                        if host_left(gateway, &to, &mut seen_connection).await {
+                            // An abort from its socket may still be on its way.
+                            let late = tokio::time::timeout(UNDELIVERED_PAUSE * 5, inbox.recv()).await;
+                            return match late {
+                                Ok(Some(proto::ToRivetTunnelMessageKind::ResponseStart(start))) => Answer::Response(start),
+                                Ok(Some(proto::ToRivetTunnelMessageKind::ResponseAbort(abort))) => Answer::Aborted(abort),
+                                _ => Answer::HostLeft,
+                            };
+                        }
                     }
-                    Some(proto::ToRivetTunnelMessageKind::ResponseAbort(abort)) => {
-                        return Answer::Aborted(abort)
-                    }
-                    Some(_) => continue,
-                    None => return Answer::Gone,
                 }
             }
         })
@@ -114,12 +156,34 @@ async fn serve_inner(
         match answer {
             Ok(Answer::Response(start)) => return Ok(response(start)),
             Ok(Answer::Aborted(abort))
+                if abort.reason.detail.as_deref() == Some(NOT_DELIVERED)
+                    && undelivered < UNDELIVERED_ATTEMPTS =>
+            {
+                tracing::debug!(%actor, "the host's socket ended before the request reached it; sending it again");
+                undelivered += 1;
+                attempt -= 1;
+                continue;
+            }
+            Ok(Answer::Aborted(abort))
                 if abort.reason.detail.as_deref() == Some(HOST_GONE)
                     && repeatable
                     && attempt < ATTEMPTS =>
             {
                 tracing::debug!(%actor, attempt, "host went away before answering; retrying");
                 continue;
+            }
+            Ok(Answer::HostLeft) if repeatable && attempt < ATTEMPTS => {
+                tracing::debug!(%actor, attempt, "host left without answering; retrying");
+                continue;
+            }
+            Ok(Answer::HostLeft) => {
+                tracing::debug!(%actor, "host left without answering");
+                return Err(GatewayError::retry_attempts_exceeded(
+                    attempt,
+                    "guard.tunnel_response_closed",
+                    "502",
+                    "actor",
+                ));
             }
             Ok(Answer::Aborted(abort)) => {
                 tracing::debug!(%actor, ?abort, "host aborted the request");
@@ -147,6 +211,44 @@ enum Answer {
     Response(proto::ToRivetResponseStart),
     Aborted(proto::ToRivetResponseAbort),
     Gone,
+    /// The host disconnected (or reconnected as a new socket) and nothing came back.
+    HostLeft,
+}
+
+/// Times a request whose host's socket was gone is sent again.
+const UNDELIVERED_ATTEMPTS: u32 = 20;
+/// Pause before sending an undelivered request again (the disconnect being recorded).
+const UNDELIVERED_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether the host a request went to is no longer the socket it was: disconnected, or
+/// holding its key with another socket than at the first check.
+async fn host_left(
+    gateway: &Gateway,
+    to: &super::resolve::Ready,
+    seen: &mut Option<String>,
+) -> bool {
+    let (ns, key) = (to.namespace, to.host.clone());
+    let record = gateway
+        .shell()
+        .db()
+        .txn(|tx| {
+            let key = key.clone();
+            async move { rivet_orchestrator::envoy::load(&tx, ns, &key).await }
+        })
+        .await;
+    match record {
+        Ok(Some(record)) => match (record.connection, seen.as_ref()) {
+            (None, _) => true,
+            (Some(now), Some(before)) => now != *before,
+            (Some(now), None) => {
+                *seen = Some(now);
+                false
+            }
+        },
+        Ok(None) => true,
+        // Unknown: keep waiting.
+        Err(_) => false,
+    }
 }
 
 fn response(start: proto::ToRivetResponseStart) -> Response {

@@ -10,7 +10,7 @@ mod http;
 mod resolve;
 mod ws;
 
-pub use http::HOST_GONE;
+pub use http::{HOST_GONE, NOT_DELIVERED};
 pub use ws::answer_rivet;
 
 use std::collections::HashMap;

@@ -200,6 +200,10 @@ async fn tunnel(
     }
 }
 
+/// Times a wake re-sends to a host that turned out gone, and the pause between tries.
+const WAKE_ATTEMPTS: u32 = 100;
+const WAKE_PAUSE: Duration = Duration::from_millis(50);
+
 /// How long a hibernatable socket's message may stay unacknowledged (§9.6).
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most client messages kept for re-delivery while the host has not acknowledged them.
@@ -248,19 +252,21 @@ impl Hibernatable<'_> {
         }
     }
 
+    /// Sends to the host; `false` when nobody serves its subject any more (its socket just
+    /// ended: the message went nowhere).
     async fn publish(
         &self,
         index: &mut u16,
         kind: proto::ToEnvoyTunnelMessageKind,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<bool, GatewayError> {
         let signal = envoy_message(self.gateway, self.request_id, index, kind)?;
-        let _ = self
+        let delivered = self
             .gateway
             .shell()
             .bus()
-            .publish(&self.subject, signal)
+            .publish_counted(&self.subject, signal)
             .await;
-        Ok(())
+        Ok(!matches!(delivered, Ok(Some(0))))
     }
 
     /// Sends a client message to the host, keeping it until acknowledged when hibernatable.
@@ -285,29 +291,55 @@ impl Hibernatable<'_> {
             *index = index.wrapping_add(1);
             return self.wake().await;
         }
-        self.publish(
-            index,
-            proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
-        )
-        .await
+        let delivered = self
+            .publish(
+                index,
+                proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
+            )
+            .await?;
+        if !delivered && self.can_hibernate {
+            // The host is gone and its close has not reached us yet: the kept copy goes to
+            // the actor's next host.
+            self.hibernating = true;
+            return self.wake().await;
+        }
+        Ok(())
     }
 
     /// Wakes the actor (its StartActor restores this socket) and re-sends what it has not
     /// acknowledged, with the original indexes.
+    ///
+    /// Right after a host died, the actor's record may still name it until its disconnect is
+    /// recorded; messages sent there go nowhere, so this tries again until they land.
     async fn wake(&mut self) -> Result<(), GatewayError> {
-        let to = ready(self.gateway, self.actor, false).await?;
-        self.subject = host_subject(to.namespace, &to.host);
-        self.hibernating = false;
-        let pending: Vec<(u16, proto::WebSocketMessage)> = self.unacked.iter().cloned().collect();
-        self.waiting_since = (!pending.is_empty()).then(tokio::time::Instant::now);
-        for (mut at, message) in pending {
-            self.publish(
-                &mut at,
-                proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
-            )
-            .await?;
+        for _ in 0..WAKE_ATTEMPTS {
+            let to = ready(self.gateway, self.actor, false).await?;
+            self.subject = host_subject(to.namespace, &to.host);
+            self.hibernating = false;
+            let pending: Vec<(u16, proto::WebSocketMessage)> =
+                self.unacked.iter().cloned().collect();
+            self.waiting_since = (!pending.is_empty()).then(tokio::time::Instant::now);
+            let mut landed = true;
+            for (mut at, message) in pending {
+                landed &= self
+                    .publish(
+                        &mut at,
+                        proto::ToEnvoyTunnelMessageKind::WebSocketMessage(message),
+                    )
+                    .await?;
+            }
+            if landed {
+                return Ok(());
+            }
+            self.hibernating = true;
+            tokio::time::sleep(WAKE_PAUSE).await;
         }
-        Ok(())
+        Err(GatewayError::new(
+            "guard",
+            "service_unavailable",
+            "The actor's host is not reachable.",
+            503,
+        ))
     }
 
     /// The actor's host sent something while we thought it asleep: it woke elsewhere and
@@ -396,6 +428,12 @@ impl Hibernatable<'_> {
                                 self.hibernating = true;
                                 // Nobody can acknowledge while the actor sleeps.
                                 self.waiting_since = None;
+                                // Messages the stopping actor never handled would otherwise
+                                // wait for the client's next frame, which may never come (it
+                                // waits for their answers): wake the actor for them now.
+                                if !self.unacked.is_empty() {
+                                    self.wake().await?;
+                                }
                                 continue;
                             }
                             let _ = socket
