@@ -139,6 +139,11 @@ impl ChildProcess {
         }
     }
 
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.exited()
+    }
+
     fn exited(&mut self) -> Option<ExitStatus> {
         if self.reaped.is_none() {
             self.reaped = self.child.try_wait().ok().flatten();
