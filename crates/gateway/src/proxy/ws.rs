@@ -279,6 +279,10 @@ impl Hibernatable<'_> {
             }
         }
         if self.hibernating {
+            // `wake` sends it with the others not yet acknowledged, at the index it was kept
+            // with; the next message must not reuse that index (the host would skip it as a
+            // re-delivery).
+            *index = index.wrapping_add(1);
             return self.wake().await;
         }
         self.publish(
