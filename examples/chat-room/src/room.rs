@@ -136,14 +136,16 @@ impl ChatRoom {
         self.messages.iter().cloned().collect()
     }
 
-    /// Names of the users connected now, each once, in the order they joined.
+    /// Names of the users connected now, each once, sorted. (Sorted rather than in joining
+    /// order: connections restored after the room slept come back in storage order.)
     async fn members(&self, ctx: &mut Ctx<Self>) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for conn in ctx.conns().filter(|c| c.is_realtime()) {
-            if !names.contains(&conn.state().name) {
-                names.push(conn.state().name.clone());
-            }
-        }
+        let mut names: Vec<String> = ctx
+            .conns()
+            .filter(|c| c.is_realtime())
+            .map(|c| c.state().name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
         names
     }
 }

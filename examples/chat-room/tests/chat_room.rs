@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{serve, web_dir, within, WAIT};
 use rivetkit_client::{ClientError, Connection, EventStream};
 use serde_json::{json, Value};
@@ -46,7 +48,7 @@ async fn members_chat_join_and_leave() {
     let joined = next(&mut bob_joined).await;
     assert_eq!(joined["name"], "alice");
     assert!(joined["at"].as_i64().is_some_and(|at| at > 0), "{joined}");
-    assert_eq!(members(&alice).await, ["bob", "alice"]);
+    assert_eq!(members(&alice).await, ["alice", "bob"]);
 
     // A message reaches everyone, the sender included, with the sender's name from its
     // connection state.
@@ -74,7 +76,7 @@ async fn members_chat_join_and_leave() {
     let history: Vec<Value> = carol.action("history", ()).await.unwrap();
     assert_eq!(history, [sent.clone(), reply.clone()]);
     let listed: Vec<String> = carol.action("members", ()).await.unwrap();
-    assert_eq!(listed, ["bob", "alice"]);
+    assert_eq!(listed, ["alice", "bob"]);
 
     // alice leaves: bob's next `left` is hers (carol's call produced none), and the next
     // `joined` is dave's.
@@ -94,6 +96,71 @@ async fn members_chat_join_and_leave() {
     assert!(history.is_empty());
     bob.close().await;
     dave.close().await;
+}
+
+/// Puts the actor to sleep through the engine's API and waits until it is asleep.
+async fn put_to_sleep(server: &common::Server, actor_id: &str) {
+    let response = rivet_test_support::send(
+        server.addr,
+        "POST",
+        &format!("/actors/{actor_id}/sleep?namespace=default"),
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let view = rivet_test_support::get(
+            server.addr,
+            &format!("/actors?namespace=default&actor_ids={actor_id}"),
+        )
+        .await;
+        if !view.json()["actors"][0]["sleep_ts"].is_null() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the room did not sleep: {}",
+            view.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connections hibernate with the room: while it sleeps (as it does after 30 s without
+/// traffic) the members stay connected, and the next message wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_stay_connected_while_the_room_sleeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &web_dir()).await;
+    let alice = server.room_as("nap", "alice").connect();
+    let bob = server.room_as("nap", "bob").connect();
+    let mut bob_messages = bob.events("message");
+    within("alice's connection", alice.wait_connected())
+        .await
+        .unwrap();
+    within("bob's connection", bob.wait_connected())
+        .await
+        .unwrap();
+    assert_eq!(members(&bob).await, ["alice", "bob"]);
+    let before: Value = alice.action("sendMessage", ("before",)).await.unwrap();
+    assert_eq!(next(&mut bob_messages).await, before);
+
+    put_to_sleep(&server, &alice.actor_id().unwrap()).await;
+
+    // alice's message wakes the room; bob, still connected, hears it.
+    let after: Value = within("sendMessage", alice.action("sendMessage", ("after",)))
+        .await
+        .unwrap();
+    assert_eq!(after["from"], "alice");
+    assert_eq!(next(&mut bob_messages).await, after);
+    // The message after the waking one is answered too.
+    assert_eq!(members(&alice).await, ["alice", "bob"]);
+    let history: Vec<Value> = bob.action("history", ()).await.unwrap();
+    assert_eq!(history, [before, after]);
+    alice.close().await;
+    bob.close().await;
 }
 
 fn assert_refused(err: &ClientError, code: &str) {

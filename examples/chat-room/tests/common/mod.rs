@@ -24,6 +24,8 @@ pub fn web_dir() -> PathBuf {
 pub struct Server {
     pub process: ChildProcess,
     pub endpoint: String,
+    /// The engine's address (REST API and gateway).
+    pub addr: SocketAddr,
     pub web: SocketAddr,
     pub client: Client,
 }
@@ -54,6 +56,7 @@ pub async fn serve(dir: &Path, web_dir: &Path) -> Server {
         process,
         client: Client::new(endpoint.as_str()).unwrap(),
         endpoint,
+        addr: ([127, 0, 0, 1], port).into(),
         web: ([127, 0, 0, 1], web_port).into(),
     }
 }
