@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: makes sure PostgreSQL and NATS are up
-# (starting the machine's installed servers if not), installs the pinned npm packages used by
-# the compatibility tests, then runs `cargo nextest` over the whole workspace.
+# (starting the machine's installed servers if not), installs Debian's Chromium for the chat
+# example's browser test if it is missing, installs the pinned npm packages (the compatibility
+# tests', and the chat example page's, whose npm client bundle it builds), then runs
+# `cargo nextest` over the whole workspace.
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/rivet-engine/target, shared between runs),
 # RIVET_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test),
@@ -67,15 +69,48 @@ ensure_nats() {
   wait_for 30 port_open 4222 || die "NATS did not start listening on 127.0.0.1:4222 within 30 s"
 }
 
+# `npm ci` in directory $1 unless its node_modules matches its lockfile already.
+npm_ci() {
+  local stamp=$1/node_modules/.package-lock.json
+  if [ ! -f "$stamp" ] || [ "$1/package-lock.json" -nt "$stamp" ]; then
+    say "installing pinned npm packages ($1, npm ci)"
+    (cd "$1" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  else
+    say "npm packages are installed ($1)"
+  fi
+}
+
 ensure_npm_packages() {
   command -v npm >/dev/null || die "npm is not installed; the compatibility tests need Node.js 20 and npm"
-  local stamp=tests/compat/node_modules/.package-lock.json
-  if [ ! -f "$stamp" ] || [ tests/compat/package-lock.json -nt "$stamp" ]; then
-    say "installing pinned npm packages (tests/compat, npm ci)"
-    (cd tests/compat && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  else
-    say "npm packages are installed"
+  npm_ci tests/compat
+  local web=examples/chat-room/web
+  npm_ci "$web"
+  # The page loads npm rivetkit's browser client as one file bundled by esbuild (a build
+  # step of our own, so --ignore-scripts above does not skip it).
+  local bundle=$web/dist/rivetkit-client.js
+  if [ ! -f "$bundle" ] || [ "$web/node_modules/.package-lock.json" -nt "$bundle" ] \
+    || [ "$web/client-entry.js" -nt "$bundle" ] || [ "$web/package.json" -nt "$bundle" ]; then
+    say "bundling npm rivetkit's browser client for the chat page ($bundle)"
+    (cd "$web" && npm run --silent build)
   fi
+}
+
+# The chat example's browser test drives Debian's Chromium (/usr/bin/chromium).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    say "Chromium is installed"
+    return
+  fi
+  say "installing Chromium (apt-get install chromium)"
+  local sudo=
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "/usr/bin/chromium is missing and installing it needs root: apt-get install chromium"
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq || die "apt-get update failed; Chromium is needed for the chat example's browser test"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    || die "could not install Chromium (apt-get install chromium)"
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
 }
 
 ensure_nextest() {
@@ -87,6 +122,7 @@ ensure_nextest() {
 
 ensure_postgres
 ensure_nats
+ensure_chromium
 ensure_npm_packages
 ensure_nextest
 

@@ -62,6 +62,57 @@ async fn health_and_metadata_have_the_reference_shapes() {
     engine.shutdown().await.unwrap();
 }
 
+/// A browser page on another origin (npm's browser client) reads `/metadata` before anything
+/// else, and retries forever until it can: both need the REST routes' CORS headers.
+#[tokio::test]
+async fn health_and_metadata_answer_cross_origin_requests() {
+    let home = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&config(home.path(), &[])).await.unwrap();
+    let guard = engine.guard_addr();
+    let origin = "http://127.0.0.1:8080";
+    for path in ["/metadata?namespace=default", "/health"] {
+        let response = try_send(guard, "GET", path, &[("origin", origin)], "")
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            Some(origin),
+            "{path}"
+        );
+        assert_eq!(
+            response.header("access-control-allow-credentials"),
+            Some("true"),
+            "{path}"
+        );
+        let preflight = try_send(
+            guard,
+            "OPTIONS",
+            path,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-rivet-token"),
+            ],
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(preflight.status, 200, "{path}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some(origin),
+            "{path}"
+        );
+        assert_eq!(
+            preflight.header("access-control-allow-methods"),
+            Some("GET"),
+            "{path}"
+        );
+    }
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn unknown_paths_wrong_methods_and_root_follow_the_reference() {
     let home = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Helpers for the workspace's integration tests: a minimal HTTP/1.1 client (enough to check
 //! status, headers and JSON bodies without pulling an HTTP client crate into every test build)
-//! and engine configs on free ports. Test code only: failures panic with the reason.
+//! and engine configs on free ports; [`process::ChildProcess`] runs a program under test as a
+//! child process. Test code only: failures panic with the reason.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 use rivet_config::{Config, Sources};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub mod process;
 
 /// A parsed HTTP response.
 #[derive(Debug)]

@@ -67,15 +67,20 @@ pub fn router(
         admin_token: api.admin_token.clone(),
         sockets,
     };
+    // Browser clients on other origins read these first (npm's client retries `/metadata`
+    // until it can), so they get the REST routes' CORS handling.
+    let probes = Router::new()
+        .route("/health", get(|| async { Json(HEALTH) }))
+        // Unknown query parameters (the npm client sends `namespace`) are ignored.
+        .route("/metadata", get(|| async { Json(METADATA) }))
+        .layer(axum::middleware::from_fn(rivet_api::cors::cors));
     Router::new()
         .route(
             "/envoys/connect",
             get(super::envoy_socket::connect).with_state(envoys),
         )
         .route("/", get(redirect_to_dashboard))
-        .route("/health", get(|| async { Json(HEALTH) }))
-        // Unknown query parameters (the npm client sends `namespace`) are ignored.
-        .route("/metadata", get(|| async { Json(METADATA) }))
+        .merge(probes)
         .merge(rivet_api::router(api))
         .fallback(|| async { ApiError::not_found() })
         // Gateway paths and the header form take precedence over the REST routes (§8).
