@@ -59,8 +59,8 @@ impl RegistryConfig {
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     /// Data directory of the embedded store; `None` keeps everything in memory (nothing
-    /// survives a restart). Default: `RIVET_DATA_DIR`, else the engine's default directory
-    /// (`$XDG_DATA_HOME/rivet-engine` or `~/.local/share/rivet-engine`).
+    /// survives a restart). Default: `RIVET_DATA_DIR`, else the standalone engine's default
+    /// directory (`$XDG_DATA_HOME/rivet-engine/db` or `~/.local/share/rivet-engine/db`).
     pub data_dir: Option<PathBuf>,
     /// Port of the engine's public listener (REST API, gateway, host socket). Default 6420;
     /// 0 picks a free one.
@@ -78,11 +78,12 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// The standalone engine's default (`rivet-config`), so both modes find the same actors.
 fn default_data_dir() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return Some(PathBuf::from(x).join("rivet-engine"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/rivet-engine"))
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("rivet-engine/db"))
 }
 
 /// The actor types a host serves.

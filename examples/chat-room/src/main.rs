@@ -39,7 +39,7 @@ struct Cli {
     #[arg(long, default_value_t = 6420)]
     port: u16,
     /// Where the engine keeps its data [default: $RIVET_DATA_DIR, else
-    /// ~/.local/share/rivet-engine].
+    /// ~/.local/share/rivet-engine/db].
     #[arg(long, value_name = "DIR", conflicts_with = "memory")]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory: nothing survives a restart.
