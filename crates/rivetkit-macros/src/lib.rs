@@ -911,18 +911,39 @@ mod tests {
             ("impl Actor for X { }", "not a trait impl"),
             ("impl<T> X<T> { }", "generic actor types are not supported"),
             ("impl X { type Foo = u8; }", "an actor may declare `Input`"),
-            ("impl X { async fn on_wake(ctx: &mut Ctx<Self>) {} }", "takes `&mut self`"),
-            ("impl X { async fn create_state(&self) -> Self { todo!() } }", "has no `self` receiver"),
-            ("impl X { async fn on_state_change(&mut self) {} }", "is not async"),
-            ("impl X { async fn on_wake(&mut self, a: u8, b: u8) {} }", "too many parameters"),
-            ("impl X { #[action] fn sync_one(&self) {} }", "actions must be `async fn`"),
+            (
+                "impl X { async fn on_wake(ctx: &mut Ctx<Self>) {} }",
+                "takes `&mut self`",
+            ),
+            (
+                "impl X { async fn create_state(&self) -> Self { todo!() } }",
+                "has no `self` receiver",
+            ),
+            (
+                "impl X { async fn on_state_change(&mut self) {} }",
+                "is not async",
+            ),
+            (
+                "impl X { async fn on_wake(&mut self, a: u8, b: u8) {} }",
+                "too many parameters",
+            ),
+            (
+                "impl X { #[action] fn sync_one(&self) {} }",
+                "actions must be `async fn`",
+            ),
             ("impl X { async fn take(self) {} }", "not `self`"),
             (
                 "impl X { async fn a(&self) {} #[action(name = \"a\")] async fn b(&self) {} }",
                 "two actions are named `a`",
             ),
-            ("impl X { #[action] async fn on_sleep(&mut self) {} }", "is a lifecycle hook"),
-            ("impl X { async fn options() -> ActorOptions { todo!() } }", "not async"),
+            (
+                "impl X { #[action] async fn on_sleep(&mut self) {} }",
+                "is a lifecycle hook",
+            ),
+            (
+                "impl X { async fn options() -> ActorOptions { todo!() } }",
+                "not async",
+            ),
         ];
         for (item, expected) in cases {
             let error = error_of(item);
