@@ -279,6 +279,10 @@ impl Hibernatable<'_> {
             }
         }
         if self.hibernating {
+            // The message was queued with `index`; `wake` sends it from the queue, so the
+            // next message must get the next index (a reused one is dropped by the host as
+            // a re-delivery).
+            *index = index.wrapping_add(1);
             return self.wake().await;
         }
         self.publish(
