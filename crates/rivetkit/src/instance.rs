@@ -1151,12 +1151,15 @@ impl<A: Actor> Instance<A> {
                     stream: false,
                 }
             }
-            Ok(Ok(None)) => routes::error_response(
-                &routes::route_not_found("/request"),
-                404,
-                Encoding::Json,
-                &self.specifier(),
-            ),
+            // An empty 404, as npm answers when no handler takes the request: an
+            // `actor.not_found` body would make the npm client take the actor for gone and
+            // re-resolve it for seconds before returning the 404.
+            Ok(Ok(None)) => ToRivetResponseStart {
+                status: 404,
+                headers: Headers::new(),
+                body: Some(Vec::new()),
+                stream: false,
+            },
             Ok(Err(e)) => {
                 if e.is_internal() {
                     tracing::error!(error = %e, "onRequest failed");

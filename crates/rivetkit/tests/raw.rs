@@ -114,14 +114,16 @@ async fn raw_http_requests_reach_on_request() {
         "",
     )
     .await;
+    // An empty 404, as from an npm actor without a handler: the npm client reads an
+    // `actor.not_found` body as "actor gone" and retries for seconds.
     assert_eq!(missing.status, 404, "{}", missing.body);
-    assert_eq!(missing.json()["code"], "not_found");
+    assert_eq!(missing.body, "");
 
     let plain = client.get_or_create("plain", ["p1"]);
     let pid = plain.resolve().await.unwrap();
     let none = send(addr, "GET", &format!("/gateway/{pid}/request/x"), &[], "").await;
     assert_eq!(none.status, 404, "no on_request: {}", none.body);
-    assert_eq!(none.json()["group"], "actor");
+    assert_eq!(none.body, "");
 
     let health = send(addr, "GET", &format!("/gateway/{pid}/health"), &[], "").await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
