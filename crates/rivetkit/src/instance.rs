@@ -874,7 +874,7 @@ impl<A: Actor> Instance<A> {
             Err(_) => Err(Error::public(
                 "actor",
                 "action_timed_out",
-                "Action timed out.",
+                "Action timed out",
             )),
             Ok(Err(p)) => {
                 let msg = panic_message(&*p);
