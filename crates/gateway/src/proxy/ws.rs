@@ -396,6 +396,13 @@ impl Hibernatable<'_> {
                                 self.hibernating = true;
                                 // Nobody can acknowledge while the actor sleeps.
                                 self.waiting_since = None;
+                                // Messages that reached the actor while it was stopping were
+                                // never handled, and the client may send nothing more while it
+                                // waits for their answers: wake the actor to re-deliver them.
+                                if !self.unacked.is_empty() {
+                                    tracing::debug!(actor = %self.actor, unacked = self.unacked.len(), "waking the actor for messages it did not handle before sleeping");
+                                    self.wake().await?;
+                                }
                                 continue;
                             }
                             let _ = socket
