@@ -810,9 +810,10 @@ fn action_arm(self_ty: &Type, action: &Action) -> Tokens {
     };
     let invoke = quote!(<#self_ty>::#method(#(#call_args),*).await);
     let output = match action.shape.ret {
+        // What a JavaScript action without a return value answers (`undefined`, not `null`).
         Ret::Unit => quote! {
             #invoke;
-            ::core::result::Result::Ok(::rivetkit::Value::Null)
+            ::core::result::Result::Ok(::rivetkit::Value::Undefined)
         },
         Ret::Result => quote! {
             let output = #invoke.map_err(::rivetkit::__private::into_error)?;

@@ -906,7 +906,7 @@ impl<A: Actor> Instance<A> {
             Err(_) => Err(Error::public(
                 "actor",
                 "action_timed_out",
-                "Action timed out.",
+                "Action timed out",
             )),
             Ok(Err(p)) => {
                 let msg = panic_message(&*p);
@@ -1041,7 +1041,7 @@ impl<A: Actor> Instance<A> {
 
     async fn http(&mut self, key: TunnelKey, request: ToEnvoyRequestStart) {
         let encoding = routes::http_encoding(&request.headers);
-        let response = match routes::route(&request.method, &request.path) {
+        let mut response = match routes::route(&request.method, &request.path) {
             Route::Action(name) => self.http_action(&name, &request).await,
             Route::Request(path) => self.http_raw(path, request).await,
             Route::Metadata => routes::plain(
@@ -1070,16 +1070,34 @@ impl<A: Actor> Instance<A> {
             }
         };
         let host = self.host().clone();
-        let fallback = routes::error_response(
+        let mut fallback = routes::error_response(
             &routes::public("rivetkit", "internal_error", "An internal error occurred"),
             500,
             encoding,
             &self.specifier(),
         );
+        self.add_actor_headers(&mut response);
+        self.add_actor_headers(&mut fallback);
         self.ctx.core.push_out(Box::new(move |ok| {
             let answer = if ok { response } else { fallback };
             host.tunnel(key, 0, ToRivetTunnelMessageKind::ResponseStart(answer));
         }));
+    }
+
+    /// The actor's id, generation and key, which npm puts on every response of an actor
+    /// (errors and raw requests too); headers the handler set are kept.
+    fn add_actor_headers(&self, response: &mut ToRivetResponseStart) {
+        let spec = self.specifier();
+        let headers = &mut response.headers;
+        headers
+            .entry("x-rivet-actor".into())
+            .or_insert(spec.actor_id);
+        headers
+            .entry("x-rivet-actor-generation".into())
+            .or_insert_with(|| spec.generation.to_string());
+        if let Some(k) = spec.key {
+            headers.entry("x-rivet-actor-key".into()).or_insert(k);
+        }
     }
 
     async fn http_action(
@@ -1134,14 +1152,6 @@ impl<A: Actor> Instance<A> {
                 }
                 let mut headers = Headers::new();
                 headers.insert("content-type".into(), encoding.content_type().into());
-                headers.insert("x-rivet-actor".into(), spec.actor_id.clone());
-                headers.insert(
-                    "x-rivet-actor-generation".into(),
-                    spec.generation.to_string(),
-                );
-                if let Some(k) = &spec.key {
-                    headers.insert("x-rivet-actor-key".into(), k.clone());
-                }
                 ToRivetResponseStart {
                     status: 200,
                     headers,
@@ -1183,12 +1193,15 @@ impl<A: Actor> Instance<A> {
                     stream: false,
                 }
             }
-            Ok(Ok(None)) => routes::error_response(
-                &routes::route_not_found("/request"),
-                404,
-                Encoding::Json,
-                &self.specifier(),
-            ),
+            // An empty 404, as npm answers when no handler takes the request: an
+            // `actor.not_found` body would make the npm client take the actor for gone and
+            // re-resolve it for seconds before returning the 404.
+            Ok(Ok(None)) => ToRivetResponseStart {
+                status: 404,
+                headers: Headers::new(),
+                body: Some(Vec::new()),
+                stream: false,
+            },
             Ok(Err(e)) => {
                 if e.is_internal() {
                     tracing::error!(error = %e, "onRequest failed");

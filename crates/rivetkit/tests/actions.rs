@@ -37,6 +37,10 @@ impl Counter {
     async fn fail_internally(&self) -> Result<(), std::io::Error> {
         Err(std::io::Error::other("disk on fire"))
     }
+
+    async fn touch(&mut self) {
+        self.count += 0;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,5 +101,31 @@ async fn actions_state_and_errors() {
             other => panic!("expected action_not_found, got {other:?}"),
         }
     }
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_actions_answer_undefined_as_javascript_actions_do() {
+    let running =
+        common::start_embedded(Registry::new().register::<Counter>("counter"), None).await;
+    let client = rivetkit_client::Client::new(running.endpoint()).unwrap();
+    let handle = client.get_or_create("counter", ["unit"]);
+    let id = handle.resolve().await.unwrap();
+    // npm rivetkit answers an action that returns nothing with `undefined`, which the npm
+    // client hands to the caller as `undefined` (not `null`).
+    let answer = rivet_test_support::send(
+        common::addr(&running),
+        "POST",
+        &format!("/gateway/{id}/action/touch"),
+        &[
+            ("content-type", "application/json"),
+            ("x-rivet-encoding", "json"),
+        ],
+        r#"{"args":[]}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, r#"{"output":["$Undefined",0]}"#);
+    handle.action::<_, ()>("touch", ()).await.unwrap();
     running.shutdown().await.unwrap();
 }

@@ -330,6 +330,8 @@ async fn timeouts_panics_and_output_transforms() {
         ("actor", "action_timed_out")
     );
     assert_eq!(e.status, Some(408));
+    // The message npm actors send, which the npm client shows as is.
+    assert_eq!(e.message, "Action timed out");
 
     let e = remote(wild.action("reject", ()).await);
     assert_eq!(

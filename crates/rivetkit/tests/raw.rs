@@ -92,6 +92,10 @@ async fn raw_http_requests_reach_on_request() {
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.header("x-echo"), Some("yes"));
+    // npm puts the actor's identity on every response of an actor, raw ones included.
+    assert_eq!(r.header("x-rivet-actor"), Some(id.as_str()));
+    assert_eq!(r.header("x-rivet-actor-generation"), Some("1"));
+    assert_eq!(r.header("x-rivet-actor-key"), Some("e1"));
     assert_eq!(
         r.json(),
         serde_json::json!({
@@ -114,14 +118,17 @@ async fn raw_http_requests_reach_on_request() {
         "",
     )
     .await;
+    // An empty 404, as from an npm actor without a handler: the npm client reads an
+    // `actor.not_found` body as "actor gone" and retries for seconds.
     assert_eq!(missing.status, 404, "{}", missing.body);
-    assert_eq!(missing.json()["code"], "not_found");
+    assert_eq!(missing.body, "");
+    assert_eq!(missing.header("x-rivet-actor"), Some(id.as_str()));
 
     let plain = client.get_or_create("plain", ["p1"]);
     let pid = plain.resolve().await.unwrap();
     let none = send(addr, "GET", &format!("/gateway/{pid}/request/x"), &[], "").await;
     assert_eq!(none.status, 404, "no on_request: {}", none.body);
-    assert_eq!(none.json()["group"], "actor");
+    assert_eq!(none.body, "");
 
     let health = send(addr, "GET", &format!("/gateway/{pid}/health"), &[], "").await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
@@ -129,6 +136,8 @@ async fn raw_http_requests_reach_on_request() {
     assert_eq!(meta.json()["runtime"], "rivetkit");
     let unknown = send(addr, "GET", &format!("/gateway/{pid}/nowhere"), &[], "").await;
     assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("x-rivet-actor"), Some(pid.as_str()));
+    assert_eq!(unknown.header("x-rivet-actor-key"), Some("p1"));
     assert_eq!(
         unknown.json()["message"],
         "Actor route '/nowhere' was not found."
