@@ -291,6 +291,10 @@ impl Hibernatable<'_> {
             *index = index.wrapping_add(1);
             return self.wake().await;
         }
+        if self.can_hibernate && self.waiting_since.is_none() {
+            // The acknowledgement clock starts with the first message it waits for.
+            self.waiting_since = Some(tokio::time::Instant::now());
+        }
         let delivered = self
             .publish(
                 index,

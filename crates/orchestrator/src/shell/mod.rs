@@ -259,6 +259,29 @@ impl Shell {
         for start in after.serverless {
             tokio::spawn(self.clone().serverless_start(start));
         }
+        for socket in after.hibernate {
+            let close = proto::ToRivet::TunnelMessage(proto::ToRivetTunnelMessage {
+                message_id: proto::MessageId {
+                    gateway_id: socket.gateway_id,
+                    request_id: socket.request_id,
+                    message_index: u16::MAX,
+                },
+                message_kind: proto::ToRivetTunnelMessageKind::WebSocketClose(
+                    proto::ToRivetWebSocketClose {
+                        code: None,
+                        reason: None,
+                        hibernate: true,
+                    },
+                ),
+            });
+            if let Ok(frame) = proto::encode(ProtocolVersion::V8, &close) {
+                let _ = self
+                    .inner
+                    .bus
+                    .publish(&gateway_subject(&socket.gateway_id), Bytes::from(frame))
+                    .await;
+            }
+        }
         if let Some(due) = after.earliest_timer {
             self.inner
                 .next_timer
@@ -333,6 +356,9 @@ pub(crate) struct After {
     earliest_timer: Option<Timestamp>,
     /// Serverless start requests to make.
     serverless: Vec<crate::serverless::ServerlessStart>,
+    /// Hibernatable client sockets whose actor generation ended: their gateways keep them for
+    /// the next start (a host may stop an actor without handing them over itself).
+    hibernate: Vec<proto::HibernatingRequest>,
 }
 
 impl After {
@@ -359,6 +385,7 @@ impl After {
         }
         self.releases.extend(other.releases);
         self.serverless.extend(other.serverless);
+        self.hibernate.extend(other.hibernate);
         if let Some(due) = other.earliest_timer {
             self.arm(due);
         }

@@ -312,6 +312,12 @@ impl Shell {
                 after.arm(due);
             }
         }
+        let old_start = old.and_then(|o| o.phase.live());
+        if old_start.is_some() && old_start != record.phase.live() {
+            after
+                .hibernate
+                .extend(crate::hibernation::list(tx, actor).await?);
+        }
         let old_host = old.and_then(|o| o.phase.live()).map(|(h, _)| h.clone());
         let new_host = record.phase.live().map(|(h, _)| h.clone());
         if old_host != new_host {
