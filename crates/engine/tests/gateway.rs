@@ -335,3 +335,103 @@ async fn websocket_upgrades_always_answer_the_rivet_subprotocol_and_report_error
     // The close frame carries code 1011 and `actor.not_found#<ray>`.
     assert!(text.contains("actor.not_found#"), "{text:?}");
 }
+
+/// The next tunnel message for the host, skipping what `keep` rejects.
+async fn next_tunnel(
+    host: &TestHost,
+    mut keep: impl FnMut(&proto::ToEnvoyTunnelMessage) -> bool,
+) -> proto::ToEnvoyTunnelMessage {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = host
+            .next_tunnel_message(left)
+            .await
+            .expect("a tunnel message in time");
+        if keep(&message) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hibernatable_socket_wakes_its_actor_when_the_host_stopped_it_without_handing_it_over() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (engine, _home) = engine().await;
+    let addr = engine.guard_addr();
+    let host = TestHost::connect(HostOptions::new(format!("http://{addr}"), "default"))
+        .await
+        .unwrap();
+    let id = create(addr, "hibernator").await;
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(1));
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/gateway/{id}/connect")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "rivet".parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let open = next_tunnel(&host, |m| {
+        matches!(
+            m.message_kind,
+            proto::ToEnvoyTunnelMessageKind::WebSocketOpen(_)
+        )
+    })
+    .await;
+    host.send_raw(ToRivet::TunnelMessage(proto::ToRivetTunnelMessage {
+        message_id: open.message_id.clone(),
+        message_kind: proto::ToRivetTunnelMessageKind::WebSocketOpen(proto::ToRivetWebSocketOpen {
+            can_hibernate: true,
+        }),
+    }))
+    .await
+    .unwrap();
+    // Wait until the gateway has the socket open (its first message reaches the host), and
+    // acknowledge that message (else the gateway would rightly wake the actor for it).
+    client.send(Message::Text("first".into())).await.unwrap();
+    let first = next_tunnel(&host, |m| {
+        matches!(
+            m.message_kind,
+            proto::ToEnvoyTunnelMessageKind::WebSocketMessage(_)
+        )
+    })
+    .await;
+    host.send_raw(ToRivet::TunnelMessage(proto::ToRivetTunnelMessage {
+        message_id: proto::MessageId {
+            message_index: 1,
+            ..first.message_id.clone()
+        },
+        message_kind: proto::ToRivetTunnelMessageKind::WebSocketMessageAck(
+            proto::ToRivetWebSocketMessageAck {
+                index: first.message_id.message_index,
+            },
+        ),
+    }))
+    .await
+    .unwrap();
+
+    // The host stops the actor for sleep and says nothing about the socket (as npm hosts do).
+    host.sleep_intent(&id, 1).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while host.actors().iter().any(|(a, _)| *a == id) {
+        assert!(
+            Instant::now() < deadline,
+            "actor not stopped: {:?}",
+            host.actors()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The client's next message wakes the actor, whose start restores the socket.
+    client.send(Message::Text("second".into())).await.unwrap();
+    assert_eq!(host.wait_running(&id, WAIT).await, Some(2));
+    let restored = next_tunnel(&host, |m| match &m.message_kind {
+        proto::ToEnvoyTunnelMessageKind::WebSocketMessage(msg) => msg.data == b"second",
+        _ => false,
+    })
+    .await;
+    assert_eq!(restored.message_id.request_id, open.message_id.request_id);
+}
