@@ -23,6 +23,12 @@ enum Item {
         id: u32,
         done: Option<bool>,
     },
+    /// An event the engine must have applied first (its index), e.g. a destroy intent: the
+    /// reply of the action that destroyed the actor leaves once the destroy is recorded.
+    Event {
+        index: i64,
+        done: bool,
+    },
     Release(Vec<Out>),
     Barrier(oneshot::Sender<bool>),
 }
@@ -56,7 +62,6 @@ impl Gate {
     /// must then crash: its state in memory is ahead of what storage holds).
     pub fn complete(&self, id: u32, ok: bool) -> bool {
         let mut q = self.lock();
-        let mut newly_failed = false;
         for item in q.items.iter_mut() {
             if let Item::Write { id: w, done } = item {
                 if *w == id {
@@ -65,6 +70,34 @@ impl Gate {
                 }
             }
         }
+        Self::drain(&mut q)
+    }
+
+    /// Outputs released after this wait until the engine acknowledged event `index`.
+    pub fn event(&self, index: i64) {
+        self.lock()
+            .items
+            .push_back(Item::Event { index, done: false });
+    }
+
+    /// The engine acknowledged the actor's events up to `upto` (or, with `None`, the actor
+    /// ended and nobody will: let everything out).
+    pub fn events_acked(&self, upto: Option<i64>) {
+        let mut q = self.lock();
+        for item in q.items.iter_mut() {
+            if let Item::Event { index, done } = item {
+                if upto.is_none_or(|u| *index <= u) {
+                    *done = true;
+                }
+            }
+        }
+        Self::drain(&mut q);
+    }
+
+    /// Pops what is done from the front, running the outputs it reaches. Returns true when a
+    /// write failed for the first time.
+    fn drain(q: &mut Queue) -> bool {
+        let mut newly_failed = false;
         loop {
             match q.items.front() {
                 Some(Item::Write { done: Some(ok), .. }) => {
@@ -77,7 +110,12 @@ impl Gate {
                     }
                     q.items.pop_front();
                 }
-                Some(Item::Write { done: None, .. }) | None => break,
+                Some(Item::Write { done: None, .. })
+                | Some(Item::Event { done: false, .. })
+                | None => break,
+                Some(Item::Event { done: true, .. }) => {
+                    q.items.pop_front();
+                }
                 Some(Item::Release(_)) | Some(Item::Barrier(_)) => {
                     let ok = !q.failed;
                     match q.items.pop_front() {
@@ -178,6 +216,26 @@ mod tests {
         gate.release(vec![out("z")]);
         assert_eq!(*log.lock().unwrap(), ["x:false", "y:false", "z:false"]);
         assert!(gate.failed());
+    }
+
+    #[test]
+    fn outputs_after_an_event_wait_for_its_acknowledgement() {
+        let gate = Gate::default();
+        let (log, out) = recorder();
+        gate.event(4);
+        gate.release(vec![out("reply")]);
+        gate.events_acked(Some(3));
+        assert!(log.lock().unwrap().is_empty());
+        gate.events_acked(Some(4));
+        assert_eq!(*log.lock().unwrap(), ["reply:true"]);
+        gate.event(9);
+        gate.release(vec![out("late")]);
+        gate.events_acked(None);
+        assert_eq!(
+            log.lock().unwrap().len(),
+            2,
+            "an ended actor lets everything out"
+        );
     }
 
     #[tokio::test]

@@ -190,9 +190,10 @@ impl Host {
     }
 
     /// Sends events for one actor generation with the next indexes; kept until acked.
-    pub fn send_events(&self, actor_id: &str, generation: u32, events: Vec<Event>) {
+    /// Returns the index of the last one.
+    pub fn send_events(&self, actor_id: &str, generation: u32, events: Vec<Event>) -> i64 {
         if events.is_empty() {
-            return;
+            return -1;
         }
         let mut st = self.lock();
         let key = (actor_id.to_string(), generation);
@@ -212,6 +213,15 @@ impl Host {
         st.next_event_index.insert(key.clone(), index);
         self.send_msg(&ToRivet::Events(wrapped.clone()));
         st.unacked.entry(key).or_default().extend(wrapped);
+        index - 1
+    }
+
+    /// Whether the engine acknowledged the actor generation's event `index`.
+    pub fn event_acked(&self, actor_id: &str, generation: u32, index: i64) -> bool {
+        let st = self.lock();
+        st.unacked
+            .get(&(actor_id.to_string(), generation))
+            .is_none_or(|kept| kept.iter().all(|e| e.checkpoint.index > index))
     }
 
     /// One KV operation of an actor; re-sent after a reconnect until answered.
@@ -360,7 +370,15 @@ impl Host {
             ToEnvoy::Commands(commands) => self.on_commands(commands),
             ToEnvoy::AckEvents(ack) => {
                 let mut st = self.lock();
+                // Gates are completed after the lock is released (they may run outputs that
+                // take it).
+                let mut gates = Vec::new();
                 for cp in ack.last_event_checkpoints {
+                    if let Some(slot) = st.actors.get(&cp.actor_id) {
+                        if slot.generation == cp.generation {
+                            gates.push((slot.core.clone(), cp.index));
+                        }
+                    }
                     let key = (cp.actor_id, cp.generation);
                     if let Some(kept) = st.unacked.get_mut(&key) {
                         kept.retain(|e| e.checkpoint.index > cp.index);
@@ -373,6 +391,9 @@ impl Host {
                     }
                 }
                 drop(st);
+                for (core, index) in gates {
+                    core.gate.events_acked(Some(index));
+                }
                 self.notify();
             }
             ToEnvoy::KvResponse(r) => {

@@ -145,6 +145,8 @@ impl<A: Actor> Factory for TypeFactory<A> {
 /// The actor task has ended (after its Stopped event, if any): inputs still queued are
 /// answered so their clients retry (§9.3 `actor.stopping`), and the host forgets the actor.
 fn finish(core: &Core) {
+    // Outputs waiting for an event acknowledgement that will not come any more.
+    core.gate.events_acked(None);
     for input in core.end() {
         match input {
             Input::Http { key, request } => {
@@ -809,13 +811,23 @@ impl<A: Actor> Instance<A> {
             let core = self.ctx.core.clone();
             if destroy && !self.destroy_sent {
                 self.destroy_sent = true;
-                core.host.send_events(
+                // The turn's reply leaves once the engine recorded the destroy, so a client
+                // that gets it finds the actor gone (as npm actors behave).
+                let index = core.host.send_events(
                     &core.actor_id,
                     core.generation,
                     vec![Event::Intent(EventActorIntent {
                         intent: ActorIntent::Stop,
                     })],
                 );
+                core.gate.event(index);
+                // Its acknowledgement may have come back before the gate knew to wait for it.
+                if core
+                    .host
+                    .event_acked(&core.actor_id, core.generation, index)
+                {
+                    core.gate.events_acked(Some(index));
+                }
             } else if sleep && !self.sleep_sent && !self.destroy_sent {
                 self.sleep_sent = true;
                 core.host.send_events(

@@ -193,14 +193,15 @@ async fn destroy_runs_on_destroy_and_frees_the_key() {
     lamp.action::<_, u32>("switch", ()).await.unwrap();
     let id = lamp.resolve().await.unwrap();
     lamp.action::<_, ()>("destroyMe", ()).await.unwrap();
-    common::wait_destroyed(&running, &id).await;
-    assert!(hooks_of(&id).contains(&"on_destroy".to_string()));
-    assert!(!hooks_of(&id).contains(&"on_sleep".to_string()));
-
+    // The reply leaves once the engine recorded the destroy: the key is free at once.
     let again = client.get_or_create("lamp", ["doomed"]);
     let snap: Snapshot = again.action("snapshot", ()).await.unwrap();
     assert_eq!(snap.switched, 0, "a new actor starts from a fresh state");
     assert_ne!(again.resolve().await.unwrap(), id);
+
+    common::wait_destroyed(&running, &id).await;
+    assert!(hooks_of(&id).contains(&"on_destroy".to_string()));
+    assert!(!hooks_of(&id).contains(&"on_sleep".to_string()));
     running.shutdown().await.unwrap();
 }
 

@@ -100,11 +100,6 @@ const KNOWN = {
 			reason:
 				"a Rust actor handles one input at a time (one task per actor, ARCHITECTURE.md), so a slow action delays the actions sent after it; npm actors run a connection's actions concurrently (client-protocol.md §6.3)",
 		},
-		"destroy-*:fresh-at-once": {
-			mayPass: true,
-			reason:
-				"a Rust action calling ctx.destroy() is answered before the engine has recorded the destroy (the stop intent is an event the reply does not wait for), so a getOrCreate right after the reply can still reach the dying actor; npm's reply comes after it",
-		},
 	},
 	ts: {
 		"values-cbor:bytes-http": "npm actors reject the CBOR typed-array tag the cbor client puts on a Uint8Array (core.internal_error, client-protocol.md §2.3); Rust actors accept it",
