@@ -12,7 +12,7 @@ use rivet_test_support::engine_config;
 use rivetkit::{actor, Registry, RegistryConfig};
 use rivetkit_client::Client;
 use serde::{Deserialize, Serialize};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::Mutex;
 
 #[derive(Default, Serialize, Deserialize)]
@@ -41,35 +41,13 @@ impl Ledger {
 #[test]
 #[ignore = "helper process of the durability test"]
 fn host_process() {
-    let Ok(endpoint) = std::env::var("DURABILITY_ENDPOINT") else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let running = Registry::new()
-            .register::<Ledger>("ledger")
-            .config(RegistryConfig {
-                endpoint,
-                ..common::config()
-            })
-            .start()
-            .await
-            .unwrap();
-        running.wait().await.unwrap();
-    });
+    if let Ok(endpoint) = std::env::var("DURABILITY_ENDPOINT") {
+        common::serve_until_terminated(Registry::new().register::<Ledger>("ledger"), endpoint);
+    }
 }
 
 fn spawn_host(endpoint: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "host_process", "--nocapture"])
-        .env("DURABILITY_ENDPOINT", endpoint)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    common::spawn_self("host_process", &[("DURABILITY_ENDPOINT", endpoint)])
 }
 
 const ACTORS: usize = 8;

@@ -11,7 +11,7 @@ use rivet_test_support::{engine_config, free_port, send};
 use rivetkit::{actor, Ctx, HostError, Registry, RegistryConfig};
 use rivetkit_client::Client;
 use serde::{Deserialize, Serialize};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 #[derive(Default, Serialize, Deserialize)]
 struct Tally {
@@ -170,33 +170,13 @@ async fn the_host_reconnects_after_an_engine_restart_and_its_actors_keep_running
 #[test]
 #[ignore = "helper process of the SIGTERM test"]
 fn host_process() {
-    let Ok(endpoint) = std::env::var("HOSTING_ENDPOINT") else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let running = registry(RegistryConfig {
-            endpoint,
-            ..common::config()
-        })
-        .start()
-        .await
-        .unwrap();
-        running.wait().await.unwrap();
-    });
+    if let Ok(endpoint) = std::env::var("HOSTING_ENDPOINT") {
+        common::serve_until_terminated(Registry::new().register::<Tally>("tally"), endpoint);
+    }
 }
 
 fn spawn_host(endpoint: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "host_process", "--nocapture"])
-        .env("HOSTING_ENDPOINT", endpoint)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    common::spawn_self("host_process", &[("HOSTING_ENDPOINT", endpoint)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -366,8 +366,20 @@ impl Shell {
     /// countdown at once. Requests for their actors then move to live hosts instead of being
     /// tunnelled to a host nobody serves, and a host that reconnects in time keeps its actors.
     pub async fn disconnect_orphaned_hosts(&self) -> Result<usize, DataError> {
-        let connected = self
-            .inner
+        let connected = self.connected_hosts().await?;
+        let count = connected.len();
+        for (ns, record) in connected {
+            if let Some(connection) = &record.connection {
+                self.host_disconnected(ns, &record.envoy_key, connection)
+                    .await?;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Every host record marked connected, with its namespace.
+    async fn connected_hosts(&self) -> Result<Vec<(Id, EnvoyRecord)>, DataError> {
+        self.inner
             .db
             .txn(|tx| async move {
                 let (begin, end) = rivet_store::tuple::Subspace::new(&("envoy",)).range();
@@ -377,21 +389,16 @@ impl Shell {
                 let mut connected = Vec::new();
                 for (key, bytes) in rows {
                     let record: EnvoyRecord = crate::actor::decode(&bytes, "envoy")?;
-                    if let Some(connection) = record.connection.clone() {
+                    if record.connected() {
                         let elements = rivet_store::tuple::unpack(&key)?;
                         if let Some(ns) = keys::id_at(&elements, 1) {
-                            connected.push((ns, record.envoy_key, connection));
+                            connected.push((ns, record));
                         }
                     }
                 }
                 Ok::<_, DataError>(connected)
             })
-            .await?;
-        let count = connected.len();
-        for (ns, envoy_key, connection) in connected {
-            self.host_disconnected(ns, &envoy_key, &connection).await?;
-        }
-        Ok(count)
+            .await
     }
 
     /// Hosts still marked connected whose last pong is older than the lost threshold: their
@@ -400,27 +407,12 @@ impl Shell {
     pub async fn sweep_stale_hosts(&self) -> Result<usize, DataError> {
         let now = now_ms();
         let threshold = self.inner.config.lifecycle.lost_threshold;
-        let stale = self
-            .inner
-            .db
-            .txn(|tx| async move {
-                let (begin, end) = rivet_store::tuple::Subspace::new(&("envoy",)).range();
-                let rows = tx
-                    .get_range(&begin, &end, RangeOptions::new().snapshot())
-                    .await?;
-                let mut stale = Vec::new();
-                for (key, bytes) in rows {
-                    let record: EnvoyRecord = crate::actor::decode(&bytes, "envoy")?;
-                    if record.connected() && now.saturating_sub(record.last_ping_ts) > threshold {
-                        let elements = rivet_store::tuple::unpack(&key)?;
-                        if let Some(ns) = keys::id_at(&elements, 1) {
-                            stale.push((ns, record));
-                        }
-                    }
-                }
-                Ok::<_, DataError>(stale)
-            })
-            .await?;
+        let stale: Vec<(Id, EnvoyRecord)> = self
+            .connected_hosts()
+            .await?
+            .into_iter()
+            .filter(|(_, record)| now.saturating_sub(record.last_ping_ts) > threshold)
+            .collect();
         let count = stale.len();
         for (ns, record) in stale {
             let Some(connection) = record.connection.clone() else {

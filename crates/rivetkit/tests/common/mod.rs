@@ -95,3 +95,37 @@ pub async fn wait_destroyed(running: &RunningRegistry, actor_id: &str) {
     })
     .await
 }
+
+/// The body of a test binary's host-process entry point (an ignored `#[test]` its tests
+/// start as a child process with [`spawn_self`]): serves `registry` on the engine at
+/// `endpoint` until SIGTERM, then drains.
+pub fn serve_until_terminated(registry: Registry, endpoint: String) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let running = registry
+            .config(RegistryConfig {
+                endpoint,
+                ..config()
+            })
+            .start()
+            .await
+            .unwrap();
+        running.wait().await.unwrap();
+    });
+}
+
+/// Starts the ignored test `test` of this test binary as a child process (killed on drop).
+pub fn spawn_self(test: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--ignored", "--exact", test, "--nocapture"])
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().unwrap()
+}
