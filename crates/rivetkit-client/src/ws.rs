@@ -59,7 +59,10 @@ pub(crate) async fn open(
     if let Ok(agent) = HeaderValue::from_str(user_agent) {
         headers.insert("user-agent", agent);
     }
+    // tungstenite zero-fills its whole read buffer before every read (128 KiB by default,
+    // several per cent of the CPU with small frames); larger frames take several reads.
     let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let handshake = async {
