@@ -1,0 +1,120 @@
+//! The Rust bench actors and the host process that serves them (`rivet-bench-rivetkit host`).
+//!
+//! Three types with the same actions as npm's `bench` actor (tests/compat/host/actors.ts):
+//!
+//! - `bench`: strict persistence (the default): a changed state is written before the reply;
+//! - `benchRelaxed`: [`Persistence::Relaxed`] with a 1 s interval (npm's default save throttle);
+//! - `benchAwake`: `bench` with a 10-minute idle timeout, for the memory figure (the actors it
+//!   wakes must stay awake until the last is woken), like npm's `benchAwake`.
+//!
+//! Actions: `ping` (changes nothing, returns nothing), `increment` (changes the state),
+//! `broadcast(seq)` (event `tick` to every subscribed connection), `goToSleep`.
+
+use std::time::Duration;
+
+use rivetkit::{actor, ActorOptions, Ctx, Persistence, Registry, RegistryConfig};
+use serde::{Deserialize, Serialize};
+
+/// Registered names: (strict, relaxed, memory).
+pub const STRICT: &str = "bench";
+/// The relaxed-persistence type.
+pub const RELAXED: &str = "benchRelaxed";
+/// The type used for the memory figure.
+pub const AWAKE: &str = "benchAwake";
+
+/// The relaxed type's save interval (npm rivetkit's default `stateSaveInterval`).
+pub const RELAXED_INTERVAL: Duration = Duration::from_millis(1000);
+
+macro_rules! bench_actor {
+    ($(#[$doc:meta])* $ty:ident, $options:expr) => {
+        $(#[$doc])*
+        #[derive(Default, Serialize, Deserialize)]
+        pub struct $ty {
+            count: u64,
+        }
+
+        #[actor(rename_all = "camelCase")]
+        impl $ty {
+            fn options() -> ActorOptions {
+                $options
+            }
+
+            async fn ping(&self) {}
+
+            async fn increment(&mut self) -> u64 {
+                self.count += 1;
+                self.count
+            }
+
+            async fn broadcast(&self, ctx: &mut Ctx<Self>, seq: u64) -> u64 {
+                ctx.broadcast("tick", &seq);
+                seq
+            }
+
+            async fn go_to_sleep(&self, ctx: &mut Ctx<Self>) {
+                ctx.sleep();
+            }
+        }
+    };
+}
+
+bench_actor!(
+    /// Strict persistence (default options).
+    Bench,
+    ActorOptions::default()
+);
+
+bench_actor!(
+    /// Relaxed persistence, saved at most every second.
+    BenchRelaxed,
+    ActorOptions {
+        persistence: Persistence::Relaxed {
+            interval: RELAXED_INTERVAL,
+        },
+        ..ActorOptions::default()
+    }
+);
+
+bench_actor!(
+    /// Strict, and idle for 10 minutes before it sleeps.
+    BenchAwake,
+    ActorOptions {
+        sleep_timeout: Duration::from_secs(600),
+        ..ActorOptions::default()
+    }
+);
+
+/// The host process: serves the three types on the engine at `endpoint` (namespace and pool
+/// `default`) until SIGTERM or Ctrl-C. Prints `ready` on stdout once the engine accepted it.
+pub fn host_main(endpoint: String) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = Registry::new()
+            .register::<Bench>(STRICT)
+            .register::<BenchRelaxed>(RELAXED)
+            .register::<BenchAwake>(AWAKE)
+            .config(RegistryConfig {
+                endpoint,
+                token: None,
+                namespace: "default".into(),
+                pool: "default".into(),
+                version: 1,
+                region: "default".into(),
+                drain_timeout: Duration::from_secs(5),
+            })
+            .start()
+            .await?;
+        println!("ready");
+        running.wait().await?;
+        Ok(())
+    })
+}
