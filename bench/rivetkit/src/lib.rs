@@ -84,9 +84,28 @@ pub struct Options {
     pub mem_concurrency: usize,
     /// Time between the last wake and the RSS reading (and before the first reading).
     pub mem_settle: Duration,
+    /// Targets to measure (`strict`, `relaxed`, `reference`); all by default (the reference
+    /// only when [`Options::reference`] is set).
+    pub targets: Vec<String>,
+    /// Phases to run (names in [`PHASES`]); all by default.
+    pub phases: Vec<String>,
     /// Print progress to stderr.
     pub verbose: bool,
 }
+
+/// Target names for [`Options::targets`].
+pub const TARGETS: [&str; 3] = ["strict", "relaxed", "reference"];
+
+/// Phase names, in the order they run (`memory` runs once, after the rounds).
+pub const PHASES: [&str; 7] = [
+    "http",
+    "conn",
+    "throughput",
+    "create",
+    "wake",
+    "broadcast",
+    "memory",
+];
 
 impl Options {
     /// The measured run.
@@ -116,6 +135,8 @@ impl Options {
             mem_actors_reference: 300,
             mem_concurrency: 8,
             mem_settle: Duration::from_secs(5),
+            phases: PHASES.map(String::from).to_vec(),
+            targets: TARGETS.map(String::from).to_vec(),
             verbose: true,
         }
     }
@@ -143,6 +164,8 @@ impl Options {
             mem_actors_reference: 20,
             mem_concurrency: 4,
             mem_settle: Duration::from_millis(200),
+            phases: PHASES.map(String::from).to_vec(),
+            targets: TARGETS.map(String::from).to_vec(),
             verbose: false,
         }
     }
@@ -192,6 +215,8 @@ pub struct Rates {
     per_round: Vec<f64>,
     /// Calls that failed.
     pub errors: u64,
+    /// HTTP connections the client opened during the measurements (HTTP only).
+    pub connections_opened: u64,
 }
 
 impl Rates {
@@ -282,9 +307,24 @@ pub struct Figures {
     pub sleep: Stats,
     /// Broadcast → every connection has the event.
     pub broadcast: Stats,
+    /// CPU time per sequential call (µs) of the engine, the host and this process (the
+    /// client), per measurement (`"HTTP ping"`, …), summed over rounds: (calls, [ns; 3]).
+    pub cpu: Vec<(String, u64, [u64; 3])>,
 }
 
 impl Figures {
+    fn add_cpu(&mut self, what: &str, calls: usize, ns: [u64; 3]) {
+        match self.cpu.iter_mut().find(|(w, _, _)| w == what) {
+            Some((_, c, t)) => {
+                *c += calls as u64;
+                for (a, b) in t.iter_mut().zip(ns) {
+                    *a += b;
+                }
+            }
+            None => self.cpu.push((what.to_string(), calls as u64, ns)),
+        }
+    }
+
     fn new(target: Target) -> Figures {
         Figures {
             target,
@@ -301,6 +341,7 @@ impl Figures {
             wake: Stats::default(),
             sleep: Stats::default(),
             broadcast: Stats::default(),
+            cpu: Vec::new(),
         }
     }
 }
@@ -353,6 +394,31 @@ pub fn loadavg() -> [f64; 3] {
         it.next().unwrap_or(f64::NAN),
         it.next().unwrap_or(f64::NAN),
     ]
+}
+
+/// CPU time (ns) a process has used so far: the sum of its threads' `schedstat`.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU used so far by the engine, the host and this process.
+fn cpu_now(stack: &Stack) -> [u64; 3] {
+    [
+        cpu_ns(stack.engine_pid),
+        cpu_ns(stack.host_pid),
+        cpu_ns(std::process::id()),
+    ]
+}
+
+fn cpu_since(stack: &Stack, start: [u64; 3]) -> [u64; 3] {
+    let now = cpu_now(stack);
+    [0, 1, 2].map(|i| now[i].saturating_sub(start[i]))
 }
 
 /// Fails with `what` when `fut` takes longer than `limit`.
@@ -408,7 +474,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     };
     let ours = Stack::start_ours(&opts.engine, &opts.host_bin).await?;
-    say(format!("ours ready at {}", ours.endpoint));
+    say(format!(
+        "ours ready at {} (engine pid {}, host pid {})",
+        ours.endpoint, ours.engine_pid, ours.host_pid
+    ));
     let mut stacks = vec![live(ours)?];
     if let Some(reference) = &opts.reference {
         let reference = match Stack::start_reference(reference).await {
@@ -418,7 +487,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 return Err(e);
             }
         };
-        say(format!("reference ready at {}", reference.endpoint));
+        say(format!(
+            "reference ready at {} (engine pid {}, host pid {})",
+            reference.endpoint, reference.engine_pid, reference.host_pid
+        ));
         stacks.push(live(reference)?);
     }
     let result = measure(opts, &stacks, &run_id, &say).await;
@@ -459,8 +531,15 @@ async fn measure(
     run_id: &str,
     say: &impl Fn(String),
 ) -> anyhow::Result<(Vec<Figures>, Vec<Memory>)> {
-    let mut targets = vec![Target::OursStrict, Target::OursRelaxed];
-    if stacks.len() > 1 {
+    let wanted = |name: &str| opts.targets.iter().any(|t| t == name);
+    let mut targets = Vec::new();
+    if wanted("strict") {
+        targets.push(Target::OursStrict);
+    }
+    if wanted("relaxed") {
+        targets.push(Target::OursRelaxed);
+    }
+    if stacks.len() > 1 && wanted("reference") {
         targets.push(Target::Reference);
     }
     let mut states: Vec<TargetState> = targets
@@ -478,20 +557,16 @@ async fn measure(
             Which::Reference => &stacks[1],
         }
     };
-    let phases = [
-        "sequential HTTP",
-        "sequential connection",
-        "throughput",
-        "create",
-        "wake",
-        "broadcast",
-    ];
+    let enabled = |name: &str| opts.phases.iter().any(|p| p == name);
     for round in 0..opts.rounds {
         let mut order: Vec<usize> = (0..states.len()).collect();
         if round % 2 == 1 {
             order.reverse();
         }
-        for (phase, name) in phases.iter().enumerate() {
+        for (phase, name) in PHASES[..6].iter().enumerate() {
+            if !enabled(name) {
+                continue;
+            }
             for &i in &order {
                 let state = &mut states[i];
                 let target = state.figures.target;
@@ -516,7 +591,7 @@ async fn measure(
         }
     }
     let mut memory = Vec::new();
-    for l in stacks {
+    for l in stacks.iter().filter(|_| enabled("memory")) {
         let n = match l.stack.which {
             Which::Ours => opts.mem_actors,
             Which::Reference => opts.mem_actors_reference,
@@ -585,11 +660,14 @@ async fn sequential_http(
             "increment" => &mut state.figures.http_increment,
             _ => &mut state.figures.http_increment_saved,
         };
+        let cpu = cpu_now(&l.stack);
         for _ in 0..n {
             let t = Instant::now();
             call(&h, action).await?;
             stats.push(t.elapsed());
         }
+        let used = cpu_since(&l.stack, cpu);
+        state.figures.add_cpu(&format!("HTTP `{action}`"), n, used);
     }
     Ok(())
 }
@@ -616,11 +694,16 @@ async fn sequential_conn(
             "ping" => &mut state.figures.conn_ping,
             _ => &mut state.figures.conn_increment,
         };
+        let cpu = cpu_now(&l.stack);
         for _ in 0..n {
             let t = Instant::now();
             conn_call(&conn, action).await?;
             stats.push(t.elapsed());
         }
+        let used = cpu_since(&l.stack, cpu);
+        state
+            .figures
+            .add_cpu(&format!("connection `{action}`"), n, used);
     }
     conn.close().await;
     Ok(())
@@ -679,6 +762,7 @@ async fn throughput(
     futures::future::try_join_all(handles.iter().map(|h| call(h, "ping"))).await?;
     for action in ["ping", "increment"] {
         let hs = handles.clone();
+        let opened = l.client.http_connections_opened();
         let (rate, errors) = closed_loop(opts.tp_callers, opts.tp_duration, move |k| {
             let h = hs[k % hs.len()].clone();
             async move { h.action::<_, IgnoredAny>(action, ()).await.is_ok() }
@@ -690,6 +774,7 @@ async fn throughput(
         };
         rates.per_round.push(rate);
         rates.errors += errors;
+        rates.connections_opened += l.client.http_connections_opened() - opened;
     }
     let conns: Vec<Connection> = handles.iter().map(|h| h.connect()).collect();
     futures::future::try_join_all(
@@ -1044,6 +1129,48 @@ pub fn table(report: &Report) -> String {
         if errors > 0 {
             let _ = writeln!(out, "- throughput errors on {}: {errors}", x.target.label());
         }
+        let opened = x.tp_http_ping.connections_opened + x.tp_http_increment.connections_opened;
+        if x.tp_http_ping.count() > 0 {
+            let _ = writeln!(
+                out,
+                "- HTTP connections the client opened during the HTTP throughput runs on {}: {opened}",
+                x.target.label()
+            );
+        }
+    }
+    if f.iter().any(|x| !x.cpu.is_empty()) {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| CPU per sequential call, µs (engine / host / client) | {} |",
+            f.iter()
+                .map(|x| x.target.label())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(f.len()));
+        let mut names: Vec<&str> = Vec::new();
+        for x in f {
+            for (w, _, _) in &x.cpu {
+                if !names.contains(&w.as_str()) {
+                    names.push(w);
+                }
+            }
+        }
+        for name in names {
+            let cells: Vec<String> = f
+                .iter()
+                .map(|x| match x.cpu.iter().find(|(w, _, _)| w == name) {
+                    Some((_, calls, ns)) if *calls > 0 => {
+                        let us = |v: u64| v as f64 / *calls as f64 / 1e3;
+                        format!("{:.0} / {:.0} / {:.0}", us(ns[0]), us(ns[1]), us(ns[2]))
+                    }
+                    _ => "—".into(),
+                })
+                .collect();
+            let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(out);
     }
     let (a, b) = report.load;
     let _ = writeln!(

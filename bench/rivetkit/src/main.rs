@@ -1,7 +1,8 @@
 //! `rivet-bench-rivetkit [--smoke] [--no-reference] [--rounds N] [--calls N]
 //! [--calls-reference N] [--tp-seconds S] [--tp-callers N] [--tp-actors N] [--creates N]
 //! [--creates-reference N] [--wakes N] [--wakes-reference N] [--fan N] [--broadcasts N]
-//! [--mem-actors N] [--mem-actors-reference N] [--quiet]`
+//! [--mem-actors N] [--mem-actors-reference N] [--phases http,conn,throughput,create,wake,
+//! broadcast,memory] [--targets strict,relaxed,reference] [--quiet]`
 //!
 //! `rivet-bench-rivetkit host --endpoint URL` is the actor host process the benchmark starts.
 //!
@@ -12,7 +13,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rivet_bench_rivetkit::{actors, run, table, Options, ReferenceLaunch};
+use rivet_bench_rivetkit::{actors, run, table, Options, ReferenceLaunch, PHASES, TARGETS};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +60,20 @@ async fn bench(mut args: Vec<String>) -> anyhow::Result<()> {
         };
         match arg.as_str() {
             "--no-reference" => opts.reference = None,
+            "--targets" => {
+                let list = args.next().context("--targets needs a list")?;
+                opts.targets = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = opts.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+                    anyhow::bail!("unknown target {bad}; targets: {}", TARGETS.join(","));
+                }
+            }
+            "--phases" => {
+                let list = args.next().context("--phases needs a list")?;
+                opts.phases = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = opts.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                    anyhow::bail!("unknown phase {bad}; phases: {}", PHASES.join(","));
+                }
+            }
             "--quiet" => opts.verbose = false,
             "--rounds" => opts.rounds = number(&arg)? as usize,
             "--calls" => opts.seq_calls = number(&arg)? as usize,
