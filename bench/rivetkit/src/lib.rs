@@ -307,21 +307,22 @@ pub struct Figures {
     pub sleep: Stats,
     /// Broadcast → every connection has the event.
     pub broadcast: Stats,
-    /// CPU time per sequential call (µs) of the engine, the host and this process (the
-    /// client), per measurement (`"HTTP ping"`, …), summed over rounds: (calls, [ns; 3]).
-    pub cpu: Vec<(String, u64, [u64; 3])>,
+    /// CPU used by the engine, the host and this process (the client) during each sequential
+    /// and throughput measurement (`"HTTP `ping`"`, …), summed over rounds: (calls, usage).
+    pub cpu: Vec<(String, u64, Usage)>,
 }
 
 impl Figures {
-    fn add_cpu(&mut self, what: &str, calls: usize, ns: [u64; 3]) {
+    fn add_cpu(&mut self, what: &str, calls: usize, used: Usage) {
         match self.cpu.iter_mut().find(|(w, _, _)| w == what) {
-            Some((_, c, t)) => {
+            Some((_, c, u)) => {
                 *c += calls as u64;
-                for (a, b) in t.iter_mut().zip(ns) {
-                    *a += b;
+                for i in 0..3 {
+                    u.ns[i] += used.ns[i];
+                    u.runs[i] += used.runs[i];
                 }
             }
-            None => self.cpu.push((what.to_string(), calls as u64, ns)),
+            None => self.cpu.push((what.to_string(), calls as u64, used)),
         }
     }
 
@@ -396,29 +397,55 @@ pub fn loadavg() -> [f64; 3] {
     ]
 }
 
-/// CPU time (ns) a process has used so far: the sum of its threads' `schedstat`.
-pub fn cpu_ns(pid: u32) -> u64 {
+/// CPU time (ns) a process has used so far and how many times its threads were scheduled
+/// onto a CPU: the sums of its threads' `schedstat` (fields 1 and 3).
+pub fn sched(pid: u32) -> (u64, u64) {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
-    dir.flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    let mut total = (0, 0);
+    for t in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() >= 3 {
+            total.0 += f[0];
+            total.1 += f[2];
+        }
+    }
+    total
 }
 
-/// CPU used so far by the engine, the host and this process.
-fn cpu_now(stack: &Stack) -> [u64; 3] {
-    [
-        cpu_ns(stack.engine_pid),
-        cpu_ns(stack.host_pid),
-        cpu_ns(std::process::id()),
-    ]
+/// CPU time and scheduling counts of the engine, the host and this process (the client).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// CPU time, ns.
+    pub ns: [u64; 3],
+    /// Times a thread was put on a CPU (≈ wake-ups).
+    pub runs: [u64; 3],
 }
 
-fn cpu_since(stack: &Stack, start: [u64; 3]) -> [u64; 3] {
+fn cpu_now(stack: &Stack) -> Usage {
+    let mut u = Usage::default();
+    for (i, pid) in [stack.engine_pid, stack.host_pid, std::process::id()]
+        .into_iter()
+        .enumerate()
+    {
+        (u.ns[i], u.runs[i]) = sched(pid);
+    }
+    u
+}
+
+fn cpu_since(stack: &Stack, start: Usage) -> Usage {
     let now = cpu_now(stack);
-    [0, 1, 2].map(|i| now[i].saturating_sub(start[i]))
+    Usage {
+        ns: [0, 1, 2].map(|i| now.ns[i].saturating_sub(start.ns[i])),
+        runs: [0, 1, 2].map(|i| now.runs[i].saturating_sub(start.runs[i])),
+    }
 }
 
 /// Fails with `what` when `fut` takes longer than `limit`.
@@ -710,8 +737,8 @@ async fn sequential_conn(
 }
 
 /// Runs `callers` loops until `duration` is over; caller i calls `call(k)` for k = i,
-/// i + callers, …; returns (calls/s, errors).
-async fn closed_loop<F, Fut>(callers: usize, duration: Duration, call: F) -> (f64, u64)
+/// i + callers, …; returns (calls/s, calls, errors).
+async fn closed_loop<F, Fut>(callers: usize, duration: Duration, call: F) -> (f64, u64, u64)
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send + 'static,
@@ -739,8 +766,9 @@ where
     for t in tasks {
         let _ = t.await;
     }
-    let per_s = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    (per_s, errors.load(Ordering::Relaxed))
+    let done = done.load(Ordering::Relaxed);
+    let per_s = done as f64 / start.elapsed().as_secs_f64();
+    (per_s, done, errors.load(Ordering::Relaxed))
 }
 
 async fn throughput(
@@ -763,11 +791,16 @@ async fn throughput(
     for action in ["ping", "increment"] {
         let hs = handles.clone();
         let opened = l.client.http_connections_opened();
-        let (rate, errors) = closed_loop(opts.tp_callers, opts.tp_duration, move |k| {
+        let cpu = cpu_now(&l.stack);
+        let (rate, done, errors) = closed_loop(opts.tp_callers, opts.tp_duration, move |k| {
             let h = hs[k % hs.len()].clone();
             async move { h.action::<_, IgnoredAny>(action, ()).await.is_ok() }
         })
         .await;
+        let used = cpu_since(&l.stack, cpu);
+        state
+            .figures
+            .add_cpu(&format!("throughput, HTTP `{action}`"), done as usize, used);
         let rates = match action {
             "ping" => &mut state.figures.tp_http_ping,
             _ => &mut state.figures.tp_http_increment,
@@ -786,11 +819,18 @@ async fn throughput(
     let conns = Arc::new(conns);
     for action in ["ping", "increment"] {
         let cs = conns.clone();
-        let (rate, errors) = closed_loop(opts.tp_callers, opts.tp_duration, move |k| {
+        let cpu = cpu_now(&l.stack);
+        let (rate, done, errors) = closed_loop(opts.tp_callers, opts.tp_duration, move |k| {
             let c = cs[k % cs.len()].clone();
             async move { c.action::<_, IgnoredAny>(action, ()).await.is_ok() }
         })
         .await;
+        let used = cpu_since(&l.stack, cpu);
+        state.figures.add_cpu(
+            &format!("throughput, connection `{action}`"),
+            done as usize,
+            used,
+        );
         let rates = match action {
             "ping" => &mut state.figures.tp_conn_ping,
             _ => &mut state.figures.tp_conn_increment,
@@ -1142,7 +1182,7 @@ pub fn table(report: &Report) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "| CPU per sequential call, µs (engine / host / client) | {} |",
+            "| CPU µs (wake-ups) per call: engine / host / client | {} |",
             f.iter()
                 .map(|x| x.target.label())
                 .collect::<Vec<_>>()
@@ -1161,9 +1201,15 @@ pub fn table(report: &Report) -> String {
             let cells: Vec<String> = f
                 .iter()
                 .map(|x| match x.cpu.iter().find(|(w, _, _)| w == name) {
-                    Some((_, calls, ns)) if *calls > 0 => {
-                        let us = |v: u64| v as f64 / *calls as f64 / 1e3;
-                        format!("{:.0} / {:.0} / {:.0}", us(ns[0]), us(ns[1]), us(ns[2]))
+                    Some((_, calls, u)) if *calls > 0 => {
+                        let per = |i: usize| {
+                            format!(
+                                "{:.0} ({:.1})",
+                                u.ns[i] as f64 / *calls as f64 / 1e3,
+                                u.runs[i] as f64 / *calls as f64
+                            )
+                        };
+                        format!("{} / {} / {}", per(0), per(1), per(2))
                     }
                     _ => "—".into(),
                 })

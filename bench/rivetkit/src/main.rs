@@ -2,7 +2,8 @@
 //! [--calls-reference N] [--tp-seconds S] [--tp-callers N] [--tp-actors N] [--creates N]
 //! [--creates-reference N] [--wakes N] [--wakes-reference N] [--fan N] [--broadcasts N]
 //! [--mem-actors N] [--mem-actors-reference N] [--phases http,conn,throughput,create,wake,
-//! broadcast,memory] [--targets strict,relaxed,reference] [--quiet]`
+//! broadcast,memory] [--targets strict,relaxed,reference] [--client-runtime spawn|block|current]
+//! [--quiet]`
 //!
 //! `rivet-bench-rivetkit host --endpoint URL` is the actor host process the benchmark starts.
 //!
@@ -16,7 +17,7 @@ use anyhow::Context;
 use rivet_bench_rivetkit::{actors, run, table, Options, ReferenceLaunch, PHASES, TARGETS};
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("host") {
         let endpoint = match args.get(1..) {
             Some([flag, url]) if flag == "--endpoint" => url.clone(),
@@ -24,11 +25,33 @@ fn main() -> anyhow::Result<()> {
         };
         return actors::host_main(endpoint);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(bench(args))
+    // Where the load generator runs: on a runtime worker (`spawn`, the default: as a
+    // request handler of a service would call actors), in `block_on` on the main thread
+    // (`block`: every call then hands off between the main thread and the workers that own
+    // the sockets), or on a one-thread runtime (`current`).
+    let mode = match args.iter().position(|a| a == "--client-runtime") {
+        Some(i) => {
+            let mode = args.get(i + 1).cloned().unwrap_or_default();
+            args.drain(i..(i + 2).min(args.len()));
+            mode
+        }
+        None => "spawn".to_string(),
+    };
+    let multi = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    match mode.as_str() {
+        "spawn" => multi()?.block_on(async { tokio::spawn(bench(args)).await? }),
+        "block" => multi()?.block_on(bench(args)),
+        "current" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench(args)),
+        other => anyhow::bail!("--client-runtime is spawn, block or current, not {other:?}"),
+    }
 }
 
 async fn bench(mut args: Vec<String>) -> anyhow::Result<()> {

@@ -98,6 +98,23 @@ pub struct Stack {
     dir: tempfile::TempDir,
 }
 
+/// A child process that dies with the benchmark: `kill_on_drop` covers the normal paths,
+/// `PR_SET_PDEATHSIG` a benchmark killed by a signal or a panic that skips the drops.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
@@ -137,14 +154,13 @@ impl Stack {
         let (engine_pid, engine) = match engine {
             EngineLaunch::Binary(bin) => {
                 let (out, err) = log_file(dir.path(), "engine.log")?;
-                let child = tokio::process::Command::new(bin)
+                let child = command(bin)
                     .arg("start")
                     .arg("--config")
                     .arg(&config_path)
                     .stdin(Stdio::null())
                     .stdout(out)
                     .stderr(err)
-                    .kill_on_drop(true)
                     .spawn()
                     .with_context(|| format!("starting {}", bin.display()))?;
                 let pid = child.id().context("engine exited at once")?;
@@ -173,14 +189,13 @@ impl Stack {
         };
         stack.wait_health().await?;
         let (out, err) = log_file(stack.dir.path(), "host.log")?;
-        let host = tokio::process::Command::new(host_bin)
+        let host = command(host_bin)
             .arg("host")
             .arg("--endpoint")
             .arg(&stack.endpoint)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} host", host_bin.display()))?;
         stack.host_pid = host.id().context("host exited at once")?;
@@ -207,7 +222,7 @@ impl Stack {
         );
         let guard = SocketAddr::from(([127, 0, 0, 1], ports.0));
         let (out, err) = log_file(dir.path(), "engine.log")?;
-        let engine = tokio::process::Command::new(&launch.engine)
+        let engine = command(&launch.engine)
             .arg("start")
             .arg("--config")
             .arg(&config_path)
@@ -216,7 +231,6 @@ impl Stack {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", launch.engine.display()))?;
         let engine_pid = engine.id().context("reference engine exited at once")?;
@@ -234,7 +248,7 @@ impl Stack {
         let storage = stack.dir.path().join("host-storage");
         std::fs::create_dir_all(&storage)?;
         let (out, err) = log_file(stack.dir.path(), "host.log")?;
-        let host = tokio::process::Command::new(&launch.node)
+        let host = command(&launch.node)
             .arg("--import")
             .arg("tsx")
             .arg(launch.compat_dir.join("host/registry.ts"))
@@ -254,7 +268,6 @@ impl Stack {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} (npm host)", launch.node.display()))?;
         stack.host_pid = host.id().context("npm host exited at once")?;
