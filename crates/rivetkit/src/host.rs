@@ -426,12 +426,22 @@ impl Host {
         let key = (id.gateway_id, id.request_id);
         let mut st = self.lock();
         let (actor_id, input) = match kind {
-            ToEnvoyTunnelMessageKind::RequestStart(req) => {
-                (req.actor_id.clone(), Input::Http { key, request: req })
-            }
+            ToEnvoyTunnelMessageKind::RequestStart(req) => (
+                req.actor_id.clone(),
+                Input::Http {
+                    key,
+                    request: Box::new(req),
+                },
+            ),
             ToEnvoyTunnelMessageKind::WebSocketOpen(open) => {
                 st.tunnels.insert(key, open.actor_id.clone());
-                (open.actor_id.clone(), Input::WsOpen { key, open })
+                (
+                    open.actor_id.clone(),
+                    Input::WsOpen {
+                        key,
+                        open: Box::new(open),
+                    },
+                )
             }
             ToEnvoyTunnelMessageKind::WebSocketMessage(msg) => match st.tunnels.get(&key) {
                 Some(actor) => (
@@ -710,6 +720,32 @@ pub(crate) fn query_escape(value: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+impl Host {
+    /// A host that is not connected to any engine (frames it sends go nowhere), for unit
+    /// tests of what lives on top of it.
+    pub(crate) fn detached() -> Arc<Host> {
+        let (out, _) = mpsc::unbounded_channel();
+        Arc::new(Host {
+            cfg: HostConfig {
+                authority: "127.0.0.1:1".into(),
+                namespace: "default".into(),
+                pool: "default".into(),
+                token: None,
+                envoy_key: "test".into(),
+                version: 1,
+                region: "test".into(),
+            },
+            out,
+            state: Mutex::new(State::default()),
+            types: HashMap::new(),
+            client: rivetkit_client::Client::new("http://127.0.0.1:1").expect("valid endpoint"),
+            changed: watch::channel(0).0,
+            shutting_down: AtomicBool::new(false),
+        })
+    }
 }
 
 #[cfg(test)]
