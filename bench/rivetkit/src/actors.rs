@@ -22,6 +22,9 @@ pub const RELAXED: &str = "benchRelaxed";
 /// The type used for the memory figure.
 pub const AWAKE: &str = "benchAwake";
 
+/// Reports the host process's live heap bytes (for the memory figure; our host only).
+pub const STATS: &str = "benchStats";
+
 /// The relaxed type's save interval (npm rivetkit's default `stateSaveInterval`).
 pub const RELAXED_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -84,6 +87,87 @@ bench_actor!(
     }
 );
 
+/// Reads the host process's allocation count.
+#[derive(Default, Serialize, Deserialize)]
+pub struct BenchStats {}
+
+#[actor(rename_all = "camelCase")]
+impl BenchStats {
+    /// Bytes the process has allocated and not freed (see [`CountingAlloc`]).
+    async fn heap(&self) -> u64 {
+        CountingAlloc::live_bytes()
+    }
+}
+
+/// The system allocator, counting live bytes (what `benchStats.heap` reports): the binary
+/// installs it as its global allocator. One padded counter per shard, picked per thread, so
+/// the count costs an uncontended atomic add per allocation.
+pub struct CountingAlloc;
+
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+struct Shard(std::sync::atomic::AtomicIsize);
+
+static LIVE: [Shard; SHARDS] = [const { Shard(std::sync::atomic::AtomicIsize::new(0)) }; SHARDS];
+static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    static MY_SHARD: usize =
+        NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+}
+
+impl CountingAlloc {
+    fn add(delta: isize) {
+        // During thread teardown the thread-local may be gone: shard 0 then.
+        let shard = MY_SHARD.try_with(|s| *s).unwrap_or(0);
+        LIVE[shard]
+            .0
+            .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes allocated and not yet freed, over all threads.
+    pub fn live_bytes() -> u64 {
+        let total: isize = LIVE
+            .iter()
+            .map(|s| s.0.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        total.max(0) as u64
+    }
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only sizes are counted.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            Self::add(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        Self::add(-(layout.size() as isize));
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            Self::add(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            Self::add(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
 /// The host process: serves the three types on the engine at `endpoint` (namespace and pool
 /// `default`) until SIGTERM or Ctrl-C. Prints `ready` on stdout once the engine accepted it.
 pub fn host_main(endpoint: String) -> anyhow::Result<()> {
@@ -102,6 +186,7 @@ pub fn host_main(endpoint: String) -> anyhow::Result<()> {
             .register::<Bench>(STRICT)
             .register::<BenchRelaxed>(RELAXED)
             .register::<BenchAwake>(AWAKE)
+            .register::<BenchStats>(STATS)
             .config(RegistryConfig {
                 endpoint,
                 token: None,

@@ -147,7 +147,7 @@ impl Options {
             engine: EngineLaunch::InProcess,
             host_bin,
             reference: None,
-            rounds: 2,
+            rounds: 1,
             seq_calls: 10,
             seq_calls_reference: 10,
             warmup: 2,
@@ -360,6 +360,11 @@ pub struct Memory {
     pub after_kib: u64,
     /// How long waking them took.
     pub wake_time: Duration,
+    /// Host RSS once they have all been put to sleep, KiB.
+    pub asleep_kib: u64,
+    /// Live heap bytes in the host (counted by its allocator; our host only) before, after
+    /// waking and after they slept.
+    pub heap: Option<[u64; 3]>,
 }
 
 impl Memory {
@@ -627,13 +632,15 @@ async fn measure(
             .await
             .with_context(|| format!("memory on {}", l.stack.which.label()))?;
         say(format!(
-            "memory {}: {} actors in {:.1} s, {} → {} KiB ({:.0} B/actor)",
+            "memory {}: {} actors in {:.1} s, {} → {} KiB ({:.0} B/actor), {} KiB asleep, heap {:?}",
             l.stack.which.label(),
             m.actors,
             m.wake_time.as_secs_f64(),
             m.before_kib,
             m.after_kib,
-            m.per_actor_bytes()
+            m.per_actor_bytes(),
+            m.asleep_kib,
+            m.heap
         ));
         memory.push(m);
     }
@@ -1029,8 +1036,20 @@ async fn host_memory(opts: &Options, l: &Live, run_id: &str, n: usize) -> anyhow
         Which::Ours => actors::AWAKE,
         Which::Reference => "benchAwake",
     };
+    let stats =
+        (l.stack.which == Which::Ours).then(|| l.client.get_or_create(actors::STATS, ["stats"]));
+    let heap = || async {
+        match &stats {
+            Some(h) => within(CALL, "heap", h.action::<_, u64>("heap", ()))
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    heap().await?;
     tokio::time::sleep(opts.mem_settle).await;
     let before_kib = l.stack.host_rss_kib()?;
+    let heap_before = heap().await?;
     let next = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     let workers: Vec<_> = (0..opts.mem_concurrency)
@@ -1054,12 +1073,41 @@ async fn host_memory(opts: &Options, l: &Live, run_id: &str, n: usize) -> anyhow
     let wake_time = t.elapsed();
     tokio::time::sleep(opts.mem_settle).await;
     let after_kib = l.stack.host_rss_kib()?;
+    let heap_after = heap().await?;
+    // Then every one of them sleeps: what does the host keep?
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..opts.mem_concurrency)
+        .map(|_| {
+            let (client, next, run_id) = (l.client.clone(), next.clone(), run_id.to_string());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let h = client.get_or_create(name, [format!("mem-{run_id}-{i}")]);
+                    call(&h, "goToSleep").await?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    tokio::time::sleep(opts.mem_settle * 2).await;
+    let asleep_kib = l.stack.host_rss_kib()?;
+    let heap_asleep = heap().await?;
     Ok(Memory {
         which: l.stack.which,
         actors: n,
         before_kib,
         after_kib,
         wake_time,
+        asleep_kib,
+        heap: match (heap_before, heap_after, heap_asleep) {
+            (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+            _ => None,
+        },
     })
 }
 
@@ -1153,13 +1201,25 @@ pub fn table(report: &Report) -> String {
     for m in &report.memory {
         let _ = writeln!(
             out,
-            "- memory, {}: {} actors woken in {:.1} s; host RSS {:.1} → {:.1} MiB",
+            "- memory, {}: {} actors woken in {:.1} s; host RSS {:.1} → {:.1} MiB, {:.1} MiB once they all slept",
             m.which.label(),
             m.actors,
             m.wake_time.as_secs_f64(),
             m.before_kib as f64 / 1024.0,
-            m.after_kib as f64 / 1024.0
+            m.after_kib as f64 / 1024.0,
+            m.asleep_kib as f64 / 1024.0
         );
+        if let Some([a, b, c]) = m.heap {
+            let per = |x: u64| (x as f64 - a as f64) / m.actors as f64;
+            let _ = writeln!(
+                out,
+                "  host heap in use {:.1} → {:.1} MiB ({:.0} B per live actor); {:.0} B per actor left once they slept",
+                a as f64 / 1048576.0,
+                b as f64 / 1048576.0,
+                per(b),
+                per(c)
+            );
+        }
     }
     for x in f {
         let errors = x.tp_http_ping.errors

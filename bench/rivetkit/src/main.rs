@@ -16,6 +16,10 @@ use std::time::Duration;
 use anyhow::Context;
 use rivet_bench_rivetkit::{actors, run, table, Options, ReferenceLaunch, PHASES, TARGETS};
 
+/// Counts live heap bytes, for the memory figure's `benchStats.heap` (the host is this binary).
+#[global_allocator]
+static ALLOC: actors::CountingAlloc = actors::CountingAlloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("host") {

@@ -201,7 +201,12 @@ impl Stack {
         stack.host_pid = host.id().context("host exited at once")?;
         stack.children.push(host);
         stack
-            .wait_names(&[actors::STRICT, actors::RELAXED, actors::AWAKE])
+            .wait_names(&[
+                actors::STRICT,
+                actors::RELAXED,
+                actors::AWAKE,
+                actors::STATS,
+            ])
             .await?;
         Ok(stack)
     }
