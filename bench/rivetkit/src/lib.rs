@@ -89,6 +89,9 @@ pub struct Options {
     pub targets: Vec<String>,
     /// Phases to run (names in [`PHASES`]); all by default.
     pub phases: Vec<String>,
+    /// Count the Rust host's live heap bytes (see [`actors::CountingAlloc`]) for the memory
+    /// figure; costs ~4 % of the host's CPU, so off for latency and throughput runs.
+    pub count_heap: bool,
     /// Print progress to stderr.
     pub verbose: bool,
 }
@@ -137,6 +140,7 @@ impl Options {
             mem_settle: Duration::from_secs(5),
             phases: PHASES.map(String::from).to_vec(),
             targets: TARGETS.map(String::from).to_vec(),
+            count_heap: false,
             verbose: true,
         }
     }
@@ -166,6 +170,7 @@ impl Options {
             mem_settle: Duration::from_millis(200),
             phases: PHASES.map(String::from).to_vec(),
             targets: TARGETS.map(String::from).to_vec(),
+            count_heap: true,
             verbose: false,
         }
     }
@@ -505,7 +510,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             );
         }
     };
-    let ours = Stack::start_ours(&opts.engine, &opts.host_bin).await?;
+    let ours = Stack::start_ours(&opts.engine, &opts.host_bin, opts.count_heap).await?;
     say(format!(
         "ours ready at {} (engine pid {}, host pid {})",
         ours.endpoint, ours.engine_pid, ours.host_pid
@@ -1036,8 +1041,8 @@ async fn host_memory(opts: &Options, l: &Live, run_id: &str, n: usize) -> anyhow
         Which::Ours => actors::AWAKE,
         Which::Reference => "benchAwake",
     };
-    let stats =
-        (l.stack.which == Which::Ours).then(|| l.client.get_or_create(actors::STATS, ["stats"]));
+    let stats = (l.stack.which == Which::Ours && opts.count_heap)
+        .then(|| l.client.get_or_create(actors::STATS, ["stats"]));
     let heap = || async {
         match &stats {
             Some(h) => within(CALL, "heap", h.action::<_, u64>("heap", ()))

@@ -3,7 +3,7 @@
 //! [--creates-reference N] [--wakes N] [--wakes-reference N] [--fan N] [--broadcasts N]
 //! [--mem-actors N] [--mem-actors-reference N] [--phases http,conn,throughput,create,wake,
 //! broadcast,memory] [--targets strict,relaxed,reference] [--client-runtime spawn|block|current]
-//! [--quiet]`
+//! [--count-heap] [--quiet]`
 //!
 //! `rivet-bench-rivetkit host --endpoint URL` is the actor host process the benchmark starts.
 //!
@@ -102,6 +102,7 @@ async fn bench(mut args: Vec<String>) -> anyhow::Result<()> {
                 }
             }
             "--quiet" => opts.verbose = false,
+            "--count-heap" => opts.count_heap = true,
             "--rounds" => opts.rounds = number(&arg)? as usize,
             "--calls" => opts.seq_calls = number(&arg)? as usize,
             "--calls-reference" => opts.seq_calls_reference = number(&arg)? as usize,

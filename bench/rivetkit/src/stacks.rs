@@ -145,7 +145,11 @@ fn write_config(dir: &Path, ports: (u16, u16, u16), extra: serde_json::Value) ->
 
 impl Stack {
     /// Starts our engine and the Rust actor host (`host_bin host --endpoint …`).
-    pub async fn start_ours(engine: &EngineLaunch, host_bin: &Path) -> anyhow::Result<Stack> {
+    pub async fn start_ours(
+        engine: &EngineLaunch,
+        host_bin: &Path,
+        count_heap: bool,
+    ) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let ports = (free_port()?, free_port()?, free_port()?);
         let config_path = write_config(dir.path(), ports, json!({}));
@@ -193,6 +197,7 @@ impl Stack {
             .arg("host")
             .arg("--endpoint")
             .arg(&stack.endpoint)
+            .env("RIVET_BENCH_COUNT_HEAP", if count_heap { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
