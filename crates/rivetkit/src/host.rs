@@ -243,6 +243,10 @@ impl Host {
             st.actors.remove(actor_id);
             st.tunnels.retain(|_, a| a != actor_id);
         }
+        // The generation sends no more events (its unacknowledged ones keep their indexes in
+        // `unacked`); without this every start left an entry behind for good.
+        st.next_event_index
+            .remove(&(actor_id.to_string(), generation));
         drop(st);
         self.notify();
     }
@@ -758,6 +762,27 @@ mod tests {
         assert_eq!(config.read_buffer_size, READ_BUFFER);
         assert_eq!(config.max_message_size, Some(MAX_MESSAGE_SIZE));
         assert_eq!(config.max_frame_size, Some(MAX_MESSAGE_SIZE));
+    }
+
+    #[test]
+    fn a_finished_generation_leaves_no_event_counter_behind() {
+        let host = Host::detached();
+        let running = || {
+            vec![Event::StateUpdate(EventActorStateUpdate {
+                state: ActorState::Running,
+            })]
+        };
+        host.send_events("a", 1, running());
+        host.send_events("b", 1, running());
+        assert_eq!(host.lock().next_event_index.len(), 2);
+        host.actor_finished("a", 1);
+        let st = host.lock();
+        assert_eq!(
+            st.next_event_index.keys().cloned().collect::<Vec<_>>(),
+            [("b".to_string(), 1)]
+        );
+        // Its events stay until the engine acknowledges them.
+        assert!(st.unacked.contains_key(&("a".to_string(), 1)));
     }
 
     #[test]
