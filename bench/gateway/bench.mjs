@@ -6,6 +6,7 @@
 //   node bench/gateway/bench.mjs [--engine-bin PATH] [--reference-bin PATH] [--no-reference]
 //        [--rounds N] [--calls N] [--tp-seconds S] [--tp-callers N] [--tp-actors N]
 //        [--fan N] [--broadcasts N] [--extra-config JSON] [--keep] [--verbose] [--smoke]
+//        [--endpoint URL]
 //
 // Both engines (each with its own host) start first and stay up; every round then measures ours,
 // then the reference (alternating, so drift in machine load hits both). Figures per engine:
@@ -18,6 +19,8 @@
 //   - broadcast fan-out: `--fan` connections to one actor, subscribed to `tick`; one HTTP action
 //     broadcasts; time from the action call until every connection got the event, p50/p99.
 // --smoke: our engine only, tiny counts (a few seconds), for CI; exits 1 on any failure.
+// --endpoint URL: measure an engine that is already running with its actor host (e.g. our
+// engine serving the Rust `bench` actor of bench/rivetkit) instead of starting both engines.
 //
 // The reference engine sheds workflow admission when the machine's CPU is busy, so it always
 // runs with a flat worker_load_shedding_curve (see tests/compat/host/scenario.mjs).
@@ -50,7 +53,7 @@ const REFERENCE_CONFIG = { runtime: { worker_load_shedding_curve: [[0, 1000], [1
 function usage(msg) {
 	if (msg) console.error(msg);
 	console.error(
-		"usage: node bench/gateway/bench.mjs [--engine-bin PATH] [--reference-bin PATH] [--no-reference] [--rounds N] [--calls N] [--tp-seconds S] [--tp-callers N] [--tp-actors N] [--fan N] [--broadcasts N] [--extra-config JSON] [--keep] [--verbose] [--smoke]",
+		"usage: node bench/gateway/bench.mjs [--engine-bin PATH] [--reference-bin PATH] [--no-reference] [--rounds N] [--calls N] [--tp-seconds S] [--tp-callers N] [--tp-actors N] [--fan N] [--broadcasts N] [--extra-config JSON] [--keep] [--verbose] [--smoke] [--endpoint URL]",
 	);
 	process.exit(2);
 }
@@ -81,6 +84,7 @@ function parseArgs(argv) {
 		fan: smoke ? 10 : 100,
 		broadcasts: smoke ? 3 : 20,
 		extraConfig: {},
+		endpoint: null,
 		keep: false,
 		verbose: false,
 	};
@@ -95,6 +99,10 @@ function parseArgs(argv) {
 		else if (a === "--engine-bin") o.ourBin = argv[++i];
 		else if (a === "--reference-bin") o.referenceBin = argv[++i];
 		else if (a === "--no-reference") o.reference = false;
+		else if (a === "--endpoint") {
+			o.endpoint = argv[++i];
+			o.reference = false;
+		}
 		else if (a === "--rounds") o.rounds = num(++i, a);
 		else if (a === "--calls") o.calls = num(++i, a);
 		else if (a === "--tp-seconds") o.tpSeconds = num(++i, a);
@@ -388,12 +396,17 @@ const emptyAcc = () => ({ httpKey: [], httpId: [], conn: [], tp: [], fan: [] });
 async function main() {
 	tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "rivet-bench-gateway-"));
 	console.log(
-		`# gateway bench: ours ${opts.ourBin}${opts.reference ? `, reference ${opts.referenceBin}` : ""}; rounds ${opts.rounds}, calls ${opts.calls}, throughput ${opts.tpCallers} callers/${opts.tpActors} actors/${opts.tpSeconds} s, fan-out ${opts.fan} × ${opts.broadcasts}; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+		`# gateway bench: ours ${opts.endpoint ?? opts.ourBin}${opts.reference ? `, reference ${opts.referenceBin}` : ""}; rounds ${opts.rounds}, calls ${opts.calls}, throughput ${opts.tpCallers} callers/${opts.tpActors} actors/${opts.tpSeconds} s, fan-out ${opts.fan} × ${opts.broadcasts}; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
 	);
-	check(fs.existsSync(opts.ourBin), `our engine binary ${opts.ourBin} not found (build it: cargo build --release -p rivet-engine)`);
-	if (opts.reference) check(fs.existsSync(opts.referenceBin), `reference engine ${opts.referenceBin} not found (npm ci in tests/compat)`);
 	const clientModule = await loadClientModule();
-	await startSetup("ours", opts.ourBin, opts.extraConfig, clientModule);
+	if (opts.endpoint) {
+		// Already running: only a client of our own.
+		setups.push({ label: "ours", base: opts.endpoint, client: clientModule.createClient({ endpoint: opts.endpoint, namespace: NS }) });
+	} else {
+		check(fs.existsSync(opts.ourBin), `our engine binary ${opts.ourBin} not found (build it: cargo build --release -p rivet-engine)`);
+		await startSetup("ours", opts.ourBin, opts.extraConfig, clientModule);
+	}
+	if (opts.reference) check(fs.existsSync(opts.referenceBin), `reference engine ${opts.referenceBin} not found (npm ci in tests/compat)`);
 	if (opts.reference) await startSetup("reference", opts.referenceBin, { ...REFERENCE_CONFIG, ...opts.extraConfig }, clientModule);
 	const accs = { ours: emptyAcc(), reference: opts.reference ? emptyAcc() : null };
 	for (let round = 1; round <= opts.rounds; round++) {

@@ -319,10 +319,10 @@ impl Host {
         // Sockets still pointing at this generation (a newer one re-registers its own).
         st.tunnels
             .retain(|_, core| !(core.actor_id == actor_id && core.generation == generation));
+        // The generation sends no more events (unacknowledged ones keep their indexes in
+        // `unacked`).
         let key = (actor_id.to_string(), generation);
-        if !st.unacked.contains_key(&key) {
-            st.next_event_index.remove(&key);
-        }
+        st.next_event_index.remove(&key);
         st.finished.insert(key, std::time::Instant::now());
         drop(st);
         self.notify();
@@ -395,9 +395,6 @@ impl Host {
                         kept.retain(|e| e.checkpoint.index > cp.index);
                         if kept.is_empty() {
                             st.unacked.remove(&key);
-                            if st.finished.contains_key(&key) {
-                                st.next_event_index.remove(&key);
-                            }
                         }
                     }
                 }
@@ -858,6 +855,27 @@ mod tests {
         assert_eq!(config.read_buffer_size, READ_BUFFER);
         assert_eq!(config.max_message_size, Some(MAX_MESSAGE_SIZE));
         assert_eq!(config.max_frame_size, Some(MAX_MESSAGE_SIZE));
+    }
+
+    #[test]
+    fn a_finished_generation_leaves_no_event_counter_behind() {
+        let (host, _frames) = Host::detached();
+        let running = || {
+            vec![Event::StateUpdate(EventActorStateUpdate {
+                state: ActorState::Running,
+            })]
+        };
+        host.send_events("a", 1, running());
+        host.send_events("b", 1, running());
+        assert_eq!(host.lock().next_event_index.len(), 2);
+        host.actor_finished("a", 1);
+        let st = host.lock();
+        assert_eq!(
+            st.next_event_index.keys().cloned().collect::<Vec<_>>(),
+            [("b".to_string(), 1)]
+        );
+        // Its events stay until the engine acknowledges them.
+        assert!(st.unacked.contains_key(&("a".to_string(), 1)));
     }
 
     #[test]

@@ -216,20 +216,46 @@ export function buildActors(rk: Rk) {
 		},
 	});
 
-	// For bench/gateway/bench.mjs: `ping` does nothing (the round trip is all engine and host
-	// plumbing) and `broadcast` fans one `tick` event out to every connection of the actor.
+	// For bench/gateway/bench.mjs and bench/rivetkit: `ping` does nothing (the round trip is all
+	// engine and host plumbing) and `broadcast` fans one `tick` event out to every connection of
+	// the actor. For bench/rivetkit also: `increment` changes the state (saved on npm's default
+	// throttle), `incrementSaved` waits until the change is saved, `goToSleep` asks to sleep.
+	const benchActions = {
+		ping: () => null,
+		broadcast: (c: any, seq: number) => {
+			c.broadcast("tick", seq);
+			return seq;
+		},
+		increment: (c: any) => {
+			c.state.count = (c.state.count ?? 0) + 1;
+			return c.state.count;
+		},
+		incrementSaved: async (c: any) => {
+			c.state.count = (c.state.count ?? 0) + 1;
+			await c.saveState({ immediate: true });
+			return c.state.count;
+		},
+		goToSleep: (c: any) => {
+			c.sleep();
+			return null;
+		},
+	};
 	const bench = rk.actor({
 		state: {},
 		events: {
 			tick: rk.event<number>(),
 		},
-		actions: {
-			ping: () => null,
-			broadcast: (c: any, seq: number) => {
-				c.broadcast("tick", seq);
-				return seq;
-			},
+		actions: benchActions,
+	});
+	// The same actor with a 10-minute idle timeout, so that the actors bench/rivetkit wakes for
+	// its memory figure stay awake while it wakes the rest.
+	const benchAwake = rk.actor({
+		state: {},
+		events: {
+			tick: rk.event<number>(),
 		},
+		options: { sleepTimeout: 600_000 },
+		actions: benchActions,
 	});
 
 	// For the Rust client's connection tests (crates/rivetkit-client/tests): events, slow and
@@ -289,7 +315,7 @@ export function buildActors(rk: Rk) {
 		},
 	});
 
-	return { counter, chatRoom, alarmer, rawEcho, sleepy, bench, clientConn };
+	return { counter, chatRoom, alarmer, rawEcho, sleepy, bench, benchAwake, clientConn };
 }
 
 /**
