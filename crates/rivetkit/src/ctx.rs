@@ -32,8 +32,10 @@ pub(crate) struct Requests {
 /// Kept small: an idle actor is this, its task and its state.
 pub(crate) struct Core {
     pub host: Arc<Host>,
-    pub actor_id: String,
-    pub name: String,
+    /// Shared with the host's table of running actors (one allocation per actor).
+    pub actor_id: Arc<str>,
+    /// Shared by every actor of the type.
+    pub name: Arc<str>,
     pub key: Option<String>,
     pub generation: u32,
     pub options: Arc<ActorOptions>,
@@ -63,7 +65,7 @@ impl Core {
     ) -> Core {
         Core {
             host,
-            actor_id: start.actor_id.clone(),
+            actor_id: Arc::from(start.actor_id.as_str()),
             name: start.name.clone(),
             key: start.key.clone(),
             generation: start.generation,
@@ -108,6 +110,16 @@ impl Core {
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         self.ended.store(true, Ordering::Release);
         inbox.drain(..).collect()
+    }
+
+    /// Gives back the capacity the inbox and the turn's output list kept after a burst.
+    pub fn compact(&self) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shrink_to_fit();
+        self.lock_outputs().shrink_to_fit();
+        self.gate.compact();
     }
 
     /// Registers a state write with the gate and sends it.

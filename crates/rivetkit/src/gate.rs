@@ -160,6 +160,14 @@ impl Gate {
         rx.await.unwrap_or(false)
     }
 
+    /// Gives back the queue's capacity when nothing waits in it.
+    pub fn compact(&self) {
+        let mut q = self.lock();
+        if q.items.is_empty() {
+            q.items.shrink_to_fit();
+        }
+    }
+
     /// Whether a write has failed.
     pub fn failed(&self) -> bool {
         self.lock().failed

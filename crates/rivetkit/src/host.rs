@@ -74,9 +74,33 @@ pub(crate) trait Factory: Send + Sync {
     fn spawn(&self, host: Arc<Host>, start: Start) -> Arc<Core>;
 }
 
+/// The generation of an actor running here, with its protocol counters (one entry per live
+/// actor keeps the host's tables small).
 struct Slot {
     generation: u32,
     core: Arc<Core>,
+    /// Index of its next event.
+    next_event: i64,
+    /// Highest command index seen (replays at or below are ignored).
+    last_command: i64,
+}
+
+/// A generation with no slot: ended here, or never started (its type is not registered). Its
+/// counters are kept until replays of its commands can no longer come.
+struct Past {
+    next_event: i64,
+    last_command: i64,
+    since: std::time::Instant,
+}
+
+impl Past {
+    fn new() -> Past {
+        Past {
+            next_event: 0,
+            last_command: 0,
+            since: std::time::Instant::now(),
+        }
+    }
 }
 
 /// Who is waiting for a KV answer.
@@ -94,15 +118,11 @@ struct PendingKv {
 
 #[derive(Default)]
 struct State {
-    actors: HashMap<String, Slot>,
+    actors: HashMap<Arc<str>, Slot>,
     /// Client sockets, to the actor that serves them.
     tunnels: HashMap<TunnelKey, Arc<Core>>,
-    next_event_index: HashMap<(String, u32), i64>,
     unacked: BTreeMap<(String, u32), Vec<EventWrapper>>,
-    last_command: HashMap<(String, u32), i64>,
-    /// Generations that ended here, and when: their bookkeeping above is dropped once their
-    /// events are acknowledged and replays of their commands can no longer come.
-    finished: HashMap<(String, u32), std::time::Instant>,
+    past: HashMap<(String, u32), Past>,
     pending_kv: BTreeMap<u32, PendingKv>,
     connected: bool,
 }
@@ -114,7 +134,7 @@ pub(crate) struct Host {
     state: Mutex<State>,
     /// KV request ids; outside `state` so a gate can register a write before it is sent.
     next_request_id: AtomicU32,
-    types: HashMap<String, Arc<dyn Factory>>,
+    types: HashMap<Arc<str>, Arc<dyn Factory>>,
     /// Client for actor-to-actor calls (`ctx.client()`).
     pub client: rivetkit_client::Client,
     /// Bumped whenever an actor stops or the connection state changes.
@@ -126,7 +146,7 @@ impl Host {
     /// Connects; returns once the engine has sent `ToEnvoyInit` (or refused the socket).
     pub async fn start(
         cfg: HostConfig,
-        types: HashMap<String, Arc<dyn Factory>>,
+        types: HashMap<Arc<str>, Arc<dyn Factory>>,
         client: rivetkit_client::Client,
     ) -> Result<(Arc<Host>, tokio::task::JoinHandle<()>), HostError> {
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -208,7 +228,17 @@ impl Host {
         }
         let mut st = self.lock();
         let key = (actor_id.to_string(), generation);
-        let mut index = st.next_event_index.get(&key).copied().unwrap_or(0);
+        let counter = match st.actors.get_mut(actor_id) {
+            Some(slot) if slot.generation == generation => &mut slot.next_event,
+            _ => {
+                &mut st
+                    .past
+                    .entry(key.clone())
+                    .or_insert_with(Past::new)
+                    .next_event
+            }
+        };
+        let mut index = *counter;
         let mut wrapped = Vec::with_capacity(events.len());
         for inner in events {
             wrapped.push(EventWrapper {
@@ -221,7 +251,7 @@ impl Host {
             });
             index += 1;
         }
-        st.next_event_index.insert(key.clone(), index);
+        *counter = index;
         self.send_msg(&ToRivet::Events(wrapped.clone()));
         st.unacked.entry(key).or_default().extend(wrapped);
         index - 1
@@ -314,16 +344,21 @@ impl Host {
         let mut st = self.lock();
         // A newer generation may already run here and own the actor's sockets.
         if st.actors.get(actor_id).map(|s| s.generation) == Some(generation) {
-            st.actors.remove(actor_id);
+            if let Some(slot) = st.actors.remove(actor_id) {
+                // Its commands may still be replayed (until the engine has our acknowledgement).
+                st.past.insert(
+                    (actor_id.to_string(), generation),
+                    Past {
+                        next_event: slot.next_event,
+                        last_command: slot.last_command,
+                        since: std::time::Instant::now(),
+                    },
+                );
+            }
         }
         // Sockets still pointing at this generation (a newer one re-registers its own).
         st.tunnels
-            .retain(|_, core| !(core.actor_id == actor_id && core.generation == generation));
-        // The generation sends no more events (unacknowledged ones keep their indexes in
-        // `unacked`).
-        let key = (actor_id.to_string(), generation);
-        st.next_event_index.remove(&key);
-        st.finished.insert(key, std::time::Instant::now());
+            .retain(|_, core| !(&*core.actor_id == actor_id && core.generation == generation));
         drop(st);
         self.notify();
     }
@@ -385,7 +420,7 @@ impl Host {
                 // take it).
                 let mut gates = Vec::new();
                 for cp in ack.last_event_checkpoints {
-                    if let Some(slot) = st.actors.get(&cp.actor_id) {
+                    if let Some(slot) = st.actors.get(cp.actor_id.as_str()) {
                         if slot.generation == cp.generation {
                             gates.push((slot.core.clone(), cp.index));
                         }
@@ -431,21 +466,8 @@ impl Host {
     /// would keep a record of every start it ever served.
     fn forget_finished(&self) {
         let mut st = self.lock();
-        let State {
-            finished,
-            last_command,
-            next_event_index,
-            unacked,
-            ..
-        } = &mut *st;
-        finished.retain(|key, at| {
-            if at.elapsed() < FORGET_AFTER || unacked.contains_key(key) {
-                return true;
-            }
-            last_command.remove(key);
-            next_event_index.remove(key);
-            false
-        });
+        let State { past, unacked, .. } = &mut *st;
+        past.retain(|key, p| p.since.elapsed() < FORGET_AFTER || unacked.contains_key(key));
     }
 
     fn on_commands(self: &Arc<Self>, commands: Vec<CommandWrapper>) {
@@ -458,7 +480,10 @@ impl Host {
             *ack = (*ack).max(cp.index);
             {
                 let mut st = self.lock();
-                let last = st.last_command.entry(key).or_insert(0);
+                let last = match st.actors.get_mut(cp.actor_id.as_str()) {
+                    Some(slot) if slot.generation == cp.generation => &mut slot.last_command,
+                    _ => &mut st.past.entry(key).or_insert_with(Past::new).last_command,
+                };
                 if cp.index <= *last {
                     tracing::debug!(actor_id = %cp.actor_id, generation = cp.generation, index = cp.index, "replayed command ignored");
                     continue;
@@ -468,8 +493,11 @@ impl Host {
             match cmd.inner {
                 Command::StartActor(start) => {
                     let name = start.config.name.clone();
-                    let factory = self.types.get(&name).cloned();
-                    let Some(factory) = factory else {
+                    let found = self
+                        .types
+                        .get_key_value(name.as_str())
+                        .map(|(n, f)| (n.clone(), f.clone()));
+                    let Some((name, factory)) = found else {
                         tracing::error!(actor_id = %cp.actor_id, %name, "no actor type registered under this name");
                         self.send_events(
                             &cp.actor_id,
@@ -506,11 +534,18 @@ impl Host {
                     for key in hibernating {
                         st.tunnels.insert(key, core.clone());
                     }
+                    // Counters so far (this StartActor's index) move from `past` into the slot.
+                    let past = st
+                        .past
+                        .remove(&(cp.actor_id.clone(), cp.generation))
+                        .unwrap_or_else(Past::new);
                     let old = st.actors.insert(
-                        cp.actor_id.clone(),
+                        core.actor_id.clone(),
                         Slot {
                             generation: cp.generation,
                             core,
+                            next_event: past.next_event,
+                            last_command: past.last_command,
                         },
                     );
                     drop(st);
@@ -521,7 +556,7 @@ impl Host {
                 }
                 Command::StopActor(stop) => {
                     let st = self.lock();
-                    match st.actors.get(&cp.actor_id) {
+                    match st.actors.get(cp.actor_id.as_str()) {
                         Some(slot) if slot.generation == cp.generation => {
                             slot.core.deliver(Input::Stop(stop.reason));
                         }
@@ -552,7 +587,10 @@ impl Host {
         let mut st = self.lock();
         let (core, input) = match kind {
             ToEnvoyTunnelMessageKind::RequestStart(request) => {
-                let core = st.actors.get(&request.actor_id).map(|s| s.core.clone());
+                let core = st
+                    .actors
+                    .get(request.actor_id.as_str())
+                    .map(|s| s.core.clone());
                 let input = Input::Http {
                     key,
                     request: Box::new(request),
@@ -560,7 +598,10 @@ impl Host {
                 (core, input)
             }
             ToEnvoyTunnelMessageKind::WebSocketOpen(open) => {
-                let core = st.actors.get(&open.actor_id).map(|s| s.core.clone());
+                let core = st
+                    .actors
+                    .get(open.actor_id.as_str())
+                    .map(|s| s.core.clone());
                 if let Some(core) = &core {
                     st.tunnels.insert(key, core.clone());
                 }
@@ -688,7 +729,7 @@ async fn serve(host: &Arc<Host>, mut ws: Socket, out_rx: &mut mpsc::UnboundedRec
             .keys()
             .map(|n| {
                 (
-                    n.clone(),
+                    n.to_string(),
                     ActorName {
                         metadata: "{}".into(),
                     },
@@ -858,7 +899,7 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_generation_leaves_no_event_counter_behind() {
+    fn a_finished_generation_moves_its_counters_out_of_the_live_table() {
         let (host, _frames) = Host::detached();
         let running = || {
             vec![Event::StateUpdate(EventActorStateUpdate {
@@ -867,13 +908,11 @@ mod tests {
         };
         host.send_events("a", 1, running());
         host.send_events("b", 1, running());
-        assert_eq!(host.lock().next_event_index.len(), 2);
+        assert_eq!(host.lock().past.len(), 2);
         host.actor_finished("a", 1);
         let st = host.lock();
-        assert_eq!(
-            st.next_event_index.keys().cloned().collect::<Vec<_>>(),
-            [("b".to_string(), 1)]
-        );
+        // Its counters stay (a replayed command must still be recognised) until forgotten.
+        assert_eq!(st.past[&("a".to_string(), 1)].next_event, 1);
         // Its events stay until the engine acknowledges them.
         assert!(st.unacked.contains_key(&("a".to_string(), 1)));
     }

@@ -56,7 +56,7 @@ const PUT_MAX_BYTES: usize = 900 * 1024;
 pub(crate) struct Start {
     pub actor_id: String,
     pub generation: u32,
-    pub name: String,
+    pub name: Arc<str>,
     pub key: Option<String>,
     pub input: Option<Vec<u8>>,
     /// Client sockets kept open by the gateway while the actor slept, to restore.
@@ -88,6 +88,23 @@ pub(crate) enum Input {
     /// The engine gave this start up (a newer generation runs): stop without reporting.
     Lost,
 }
+
+/// What the actor task does next.
+enum Step {
+    /// Handle an input from the host.
+    Input(Input),
+    /// Run the scheduled actions that fell due.
+    Schedules,
+    /// A turn's work was done in place (a `run` update, a flush, a sleep request).
+    Ran,
+    /// Stop after a failure.
+    Crash(String),
+    /// Nothing to do until woken or until this time.
+    Wait(Option<Instant>),
+}
+
+/// How long an actor stays idle before its buffers are given back.
+const COMPACT_AFTER: Duration = Duration::from_secs(1);
 
 /// A closure run as one turn of the actor (`RunCtx::update`).
 pub(crate) type Job<A> = Box<dyn FnOnce(&mut A, &mut Ctx<A>) + Send>;
@@ -126,7 +143,7 @@ impl<A: Actor> Factory for TypeFactory<A> {
             async move {
                 // A panic outside an action (in a hook) ends the task; the engine must still
                 // learn that the actor stopped.
-                let ended = AssertUnwindSafe(run::<A>(task_core.clone(), start))
+                let ended = AssertUnwindSafe(run::<A>(task_core.clone(), Box::new(start)))
                     .catch_unwind()
                     .await;
                 if let Err(p) = ended {
@@ -152,7 +169,7 @@ fn finish(core: &Core) {
             Input::Http { key, request } => {
                 let err = routes::public("actor", "stopping", "The actor is stopping.");
                 let spec = ActorSpecifier {
-                    actor_id: core.actor_id.clone(),
+                    actor_id: core.actor_id.to_string(),
                     generation: u64::from(core.generation),
                     key: core.key.clone(),
                 };
@@ -193,17 +210,24 @@ struct Instance<A: Actor> {
     flush_at: Option<Instant>,
     /// A panic in actor code: the state may be half-changed, so the actor crashes.
     poisoned: Option<String>,
+    /// Buffers given back since the last turn.
+    compacted: bool,
 }
 
-async fn run<A: Actor>(core: Arc<Core>, start: Start) {
+/// An async fn's arguments stay in its future for its whole life (even once moved out), so
+/// the long-lived ones take boxes.
+async fn run<A: Actor>(core: Arc<Core>, start: Box<Start>) {
     // Starting is boxed: the task of a running actor keeps only the waiting loop.
-    if let Some(inst) = Box::pin(prepare::<A>(core, start)).await {
-        inst.main().await;
-    }
+    let prepare = Box::pin(prepare::<A>(core, start));
+    let serve = match prepare.await {
+        Some(inst) => inst.main(),
+        None => return,
+    };
+    serve.await;
 }
 
 /// Boots the actor and reports it running; `None` if it could not start (already reported).
-async fn prepare<A: Actor>(core: Arc<Core>, start: Start) -> Option<Instance<A>> {
+async fn prepare<A: Actor>(core: Arc<Core>, start: Box<Start>) -> Option<Box<Instance<A>>> {
     let mut ctx = Ctx::<A> {
         core: core.clone(),
         vars: None,
@@ -256,7 +280,7 @@ async fn prepare<A: Actor>(core: Arc<Core>, start: Start) -> Option<Instance<A>>
         .values()
         .filter_map(|c| c.socket.as_ref().map(|s| (s.key, c.id.clone())))
         .collect();
-    let mut inst = Instance {
+    let mut inst = Box::new(Instance {
         state,
         ctx,
         jobs,
@@ -269,7 +293,8 @@ async fn prepare<A: Actor>(core: Arc<Core>, start: Start) -> Option<Instance<A>>
         destroy_sent: false,
         flush_at: None,
         poisoned: None,
-    };
+        compacted: false,
+    });
     let alarm = inst.ctx.schedule.next_due();
     inst.ctx.schedule.alarm = alarm;
     inst.ctx.schedule.alarm_known = true;
@@ -665,7 +690,7 @@ impl<A: Actor> Instance<A> {
 
     fn specifier(&self) -> ActorSpecifier {
         ActorSpecifier {
-            actor_id: self.ctx.core.actor_id.clone(),
+            actor_id: self.ctx.core.actor_id.to_string(),
             generation: u64::from(self.ctx.core.generation),
             key: self.ctx.core.key.clone(),
         }
@@ -716,78 +741,137 @@ impl<A: Actor> Instance<A> {
         self.after_turn().await;
     }
 
-    async fn main(mut self) {
+    /// Serves until the actor stops. The waiting loop keeps only `self` and the wait's two
+    /// futures across its await points; everything else runs in boxed futures, so an idle
+    /// actor's task stays small.
+    async fn main(mut self: Box<Self>) {
         loop {
-            if self.ctx.core.gate.failed() {
-                Box::pin(self.crash("a state write failed")).await;
-                return;
-            }
-            let closed = std::mem::take(
-                &mut *self
-                    .ctx
-                    .core
-                    .raw_closed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
-            for key in closed {
-                self.raw.remove(&key);
-            }
-            let now = Instant::now();
-            let idle_at = (self.may_sleep() && !self.sleep_sent)
-                .then(|| self.last_activity + self.ctx.core.options.sleep_timeout);
-            let due_at = self.ctx.schedule.next_due().map(|ms| {
-                let wait = u64::try_from(ms.saturating_sub(now_ms())).unwrap_or(0);
-                now + Duration::from_millis(wait)
-            });
-            // One turn: the next input, else a `run` update, else a timer that fell due.
-            if let Some(input) = self.ctx.core.next_input() {
-                match input {
-                    Input::Lost => {
-                        tracing::info!("actor given up by the engine; stopping without report");
-                        self.abandon();
+            match self.next_step() {
+                Step::Wait(deadline) => {
+                    let core = self.ctx.core.clone();
+                    tokio::select! {
+                        _ = core.wake.notified() => {}
+                        _ = sleep_until(deadline) => {}
+                    }
+                }
+                step => {
+                    // Boxed in its own statement: a temporary of the enclosing statement would
+                    // keep room for the whole unboxed turn in this (long-lived) future.
+                    let turn = Box::pin(self.turn(step));
+                    if turn.await {
                         return;
                     }
-                    Input::Stop(reason) => {
-                        Box::pin(self.stop(reason)).await;
-                        return;
-                    }
-                    input => Box::pin(self.handle(input)).await,
                 }
-            } else if let Some(job) = self.next_job() {
-                let (state, ctx) = (&mut self.state, &mut self.ctx);
-                if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| job(state, ctx))) {
-                    self.poisoned = Some(panic_message(&*p));
-                }
-            } else if due_at.is_some_and(|at| at <= now) {
-                Box::pin(self.fire_schedules()).await;
-            } else if self.flush_at.is_some_and(|at| at <= now) {
-                self.flush_at = None;
-                if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
-                    tracing::error!(error = %e, "state not saved");
-                }
-            } else if idle_at.is_some_and(|at| at <= now) {
-                tracing::debug!("idle; asking to sleep");
-                self.ctx.core.lock_requests().sleep = true;
-            } else if !self.ctx.core.has_requests() {
-                // Nothing to do: wait for an input, a request or the next timer.
-                let next = [idle_at, due_at, self.flush_at].into_iter().flatten().min();
-                tokio::select! {
-                    _ = self.ctx.core.wake.notified() => {}
-                    _ = sleep_until(next) => {}
-                }
-                continue;
             }
-            if let Some(p) = self.poisoned.take() {
-                // The error reply (and acknowledgement) of the failed action still leave.
-                let outs = self.ctx.core.take_outputs();
-                self.ctx.core.gate.release(outs);
-                Box::pin(self.crash(&format!("actor code panicked: {p}"))).await;
-                return;
-            }
-            Box::pin(self.after_turn()).await;
-            self.last_activity = Instant::now();
         }
+    }
+
+    /// What to do next, without waiting.
+    fn next_step(&mut self) -> Step {
+        if self.ctx.core.gate.failed() {
+            return Step::Crash("a state write failed".into());
+        }
+        let closed = std::mem::take(
+            &mut *self
+                .ctx
+                .core
+                .raw_closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for key in closed {
+            self.raw.remove(&key);
+        }
+        let now = Instant::now();
+        if let Some(input) = self.ctx.core.next_input() {
+            return Step::Input(input);
+        }
+        if let Some(job) = self.next_job() {
+            let (state, ctx) = (&mut self.state, &mut self.ctx);
+            if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| job(state, ctx))) {
+                self.poisoned = Some(panic_message(&*p));
+            }
+            return Step::Ran;
+        }
+        let due_at = self.ctx.schedule.next_due().map(|ms| {
+            let wait = u64::try_from(ms.saturating_sub(now_ms())).unwrap_or(0);
+            now + Duration::from_millis(wait)
+        });
+        if due_at.is_some_and(|at| at <= now) {
+            return Step::Schedules;
+        }
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.flush_at = None;
+            if let Err(e) = write_state(&mut self.ctx, &self.state, false) {
+                tracing::error!(error = %e, "state not saved");
+            }
+            return Step::Ran;
+        }
+        let idle_at = (self.may_sleep() && !self.sleep_sent)
+            .then(|| self.last_activity + self.ctx.core.options.sleep_timeout);
+        if idle_at.is_some_and(|at| at <= now) {
+            tracing::debug!("idle; asking to sleep");
+            self.ctx.core.lock_requests().sleep = true;
+            return Step::Ran;
+        }
+        if self.ctx.core.has_requests() {
+            return Step::Ran;
+        }
+        let compact_at = (!self.compacted).then(|| self.last_activity + COMPACT_AFTER);
+        if compact_at.is_some_and(|at| at <= now) {
+            self.compact();
+        }
+        let compact_at = (!self.compacted).then(|| self.last_activity + COMPACT_AFTER);
+        Step::Wait(
+            [idle_at, due_at, self.flush_at, compact_at]
+                .into_iter()
+                .flatten()
+                .min(),
+        )
+    }
+
+    /// Runs one turn; true when the actor has stopped.
+    async fn turn(&mut self, step: Step) -> bool {
+        match step {
+            Step::Input(Input::Lost) => {
+                tracing::info!("actor given up by the engine; stopping without report");
+                self.abandon();
+                return true;
+            }
+            Step::Input(Input::Stop(reason)) => {
+                self.stop(reason).await;
+                return true;
+            }
+            Step::Input(input) => self.handle(input).await,
+            Step::Schedules => self.fire_schedules().await,
+            Step::Crash(why) => {
+                self.crash(&why).await;
+                return true;
+            }
+            Step::Ran | Step::Wait(_) => {}
+        }
+        if let Some(p) = self.poisoned.take() {
+            // The error reply (and acknowledgement) of the failed action still leave.
+            let outs = self.ctx.core.take_outputs();
+            self.ctx.core.gate.release(outs);
+            self.crash(&format!("actor code panicked: {p}")).await;
+            return true;
+        }
+        self.after_turn().await;
+        self.last_activity = Instant::now();
+        self.compacted = false;
+        false
+    }
+
+    /// Gives back what the actor's buffers kept from its last burst of work: an actor that
+    /// stays idle costs its state and little else.
+    fn compact(&mut self) {
+        self.compacted = true;
+        self.ctx.core.compact();
+        self.ctx.conns.shrink_to_fit();
+        self.ctx.touched.shrink_to_fit();
+        self.conn_by_key.shrink_to_fit();
+        self.raw.shrink_to_fit();
     }
 
     /// The next `RunCtx::update` closure.
@@ -1307,7 +1391,7 @@ impl<A: Actor> Instance<A> {
                     // survive a sleep.
                     self.ctx.touched.push(id.clone());
                     let init = ToClient::Init(Init {
-                        actor_id: self.ctx.core.actor_id.clone(),
+                        actor_id: self.ctx.core.actor_id.to_string(),
                         connection_id: id.to_string(),
                     });
                     if let Some(s) = self.ctx.conns.get(&id).and_then(|c| c.socket.as_ref()) {
@@ -1451,7 +1535,7 @@ impl<A: Actor> Instance<A> {
     }
 
     /// A graceful stop: hooks, final save, sockets closed, then `Stopped`.
-    async fn stop(mut self, reason: StopActorReason) {
+    async fn stop(&mut self, reason: StopActorReason) {
         let destroy = matches!(
             reason,
             StopActorReason::Destroy | StopActorReason::StopIntent
@@ -1539,7 +1623,7 @@ impl<A: Actor> Instance<A> {
     /// Stops after a failure; the engine restarts the actor on its next request or alarm.
     /// Hibernatable connections stay with the gateway (their saved records are what the next
     /// start restores); other sockets are closed.
-    async fn crash(mut self, why: &str) {
+    async fn crash(&mut self, why: &str) {
         tracing::error!(reason = why, "actor crashed");
         self.signal_stop();
         if let Some(task) = self.run_task.take() {
@@ -1580,7 +1664,7 @@ impl<A: Actor> Instance<A> {
         finish(&core);
     }
 
-    fn abandon(mut self) {
+    fn abandon(&mut self) {
         self.signal_stop();
         if let Some(task) = self.run_task.take() {
             task.abort();
@@ -1646,9 +1730,8 @@ mod size_tests {
         }
     }
 
-    /// What an idle actor keeps besides its state: its task (the `run` future) and `Core`.
-    /// Budgets with room for debug builds (release futures are smaller); the goal is ≤ 2 KiB
-    /// per idle actor in a release build.
+    /// What an idle actor keeps besides its state: its task (the `run` future, holding the
+    /// boxed `Instance`) and `Core`. The goal is ≤ 2 KiB per idle actor.
     #[test]
     fn an_idle_actor_stays_small() {
         let (host, _rx) = Host::detached();
@@ -1661,15 +1744,17 @@ mod size_tests {
             hibernating: Vec::new(),
         };
         let core = Arc::new(Core::new(host, &start, Arc::new(ActorOptions::default())));
-        let task = run::<Tiny>(core, start);
+        let task = run::<Tiny>(core, Box::new(start));
         let (task, core, input) = (
             std::mem::size_of_val(&task),
             std::mem::size_of::<Core>(),
             std::mem::size_of::<Input>(),
         );
-        eprintln!("run future {task} B, Core {core} B, Input {input} B");
+        let instance = std::mem::size_of::<Instance<Tiny>>();
+        eprintln!("run future {task} B, Core {core} B, Input {input} B, Instance {instance} B");
         assert!(input <= 64, "Input is {input} bytes: box large variants");
         assert!(core <= 512, "Core is {core} bytes");
-        assert!(task <= 2048, "the actor task's future is {task} bytes");
+        assert!(task <= 512, "the actor task's future is {task} bytes");
+        assert!(instance <= 512, "Instance is {instance} bytes");
     }
 }

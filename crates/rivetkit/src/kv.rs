@@ -27,7 +27,7 @@ pub(crate) const CONN_PREFIX: u8 = 0x04;
 #[derive(Clone)]
 pub struct Kv {
     host: Arc<Host>,
-    actor_id: String,
+    actor_id: Arc<str>,
 }
 
 fn user_key(key: &[u8]) -> Vec<u8> {
@@ -38,7 +38,7 @@ fn user_key(key: &[u8]) -> Vec<u8> {
 }
 
 impl Kv {
-    pub(crate) fn new(host: Arc<Host>, actor_id: String) -> Kv {
+    pub(crate) fn new(host: Arc<Host>, actor_id: Arc<str>) -> Kv {
         Kv { host, actor_id }
     }
 

@@ -88,7 +88,7 @@ fn default_data_dir() -> Option<PathBuf> {
 
 /// The actor types a host serves.
 pub struct Registry {
-    types: HashMap<String, Arc<dyn Factory>>,
+    types: HashMap<Arc<str>, Arc<dyn Factory>>,
     config: RegistryConfig,
 }
 
@@ -110,7 +110,7 @@ impl Registry {
     /// Registers actor type `A` under `name` (what clients pass to `get`/`getOrCreate`).
     pub fn register<A: Actor>(mut self, name: &str) -> Registry {
         self.types
-            .insert(name.to_string(), Arc::new(TypeFactory::<A>::new()));
+            .insert(Arc::from(name), Arc::new(TypeFactory::<A>::new()));
         self
     }
 
@@ -151,7 +151,7 @@ impl Registry {
             version: config.version,
             region: config.region.clone(),
         };
-        let names: Vec<String> = self.types.keys().cloned().collect();
+        let names: Vec<String> = self.types.keys().map(|n| n.to_string()).collect();
         let (host, task) = Host::start(cfg, self.types, client).await?;
         tracing::info!(endpoint = %authority, namespace = %config.namespace, pool = %config.pool, actors = ?names, "actor host started");
         Ok(RunningRegistry {
