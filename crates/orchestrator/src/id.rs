@@ -151,7 +151,17 @@ impl FromStr for Id {
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&n[1..17]);
-        Ok(Id::from_parts(uuid, u16::from_be_bytes([n[17], n[18]])))
+        let label = u16::from_be_bytes([n[17], n[18]]);
+        // Lowercase text of the fixed length is the one encoding of its value: keep it rather
+        // than encoding the value again (30 divisions of a 19-byte number).
+        if s.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        {
+            let mut text = [0u8; LEN];
+            text.copy_from_slice(s.as_bytes());
+            return Ok(Id { uuid, label, text });
+        }
+        Ok(Id::from_parts(uuid, label))
     }
 }
 
@@ -207,6 +217,10 @@ mod tests {
             let text = id.to_string();
             prop_assert_eq!(text.len(), 30);
             prop_assert_eq!(text.parse::<Id>().unwrap(), id);
+            // Upper case parses to the same id, printed in the canonical lower case.
+            let upper = text.to_uppercase().parse::<Id>().unwrap();
+            prop_assert_eq!(upper, id);
+            prop_assert_eq!(upper.to_string(), text);
         }
 
         #[test]

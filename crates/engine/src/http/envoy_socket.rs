@@ -48,6 +48,8 @@ const MAX_BURST: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(3);
 /// No pong for this long closes the socket.
 const PONG_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an actor's storage worker waits for its next request before it ends.
+const STORAGE_WORKER_IDLE: Duration = Duration::from_millis(500);
 
 /// What the socket handler needs.
 #[derive(Clone)]
@@ -667,19 +669,24 @@ impl Session {
             loop {
                 let job = match rx.try_recv() {
                     Ok(job) => job,
-                    Err(_) => {
-                        // Leave only when nothing arrived meanwhile (checked under the lock).
-                        let Ok(mut queues) = storage.lock() else {
-                            return;
-                        };
-                        match rx.try_recv() {
-                            Ok(job) => job,
-                            Err(_) => {
-                                queues.remove(&actor);
+                    // An actor that just wrote is likely to write again soon: wait a moment
+                    // before leaving, rather than spawning a worker per request.
+                    Err(_) => match tokio::time::timeout(STORAGE_WORKER_IDLE, rx.recv()).await {
+                        Ok(Some(job)) => job,
+                        _ => {
+                            // Leave only when nothing arrived meanwhile (checked under the lock).
+                            let Ok(mut queues) = storage.lock() else {
                                 return;
+                            };
+                            match rx.try_recv() {
+                                Ok(job) => job,
+                                Err(_) => {
+                                    queues.remove(&actor);
+                                    return;
+                                }
                             }
                         }
-                    }
+                    },
                 };
                 let answer = match job {
                     StorageJob::Kv(request) => {

@@ -152,16 +152,22 @@ pub(crate) async fn ready(
     let shell = gateway.shell();
     let loaded = shell
         .db()
-        .txn(|tx| async move { actor::load(&tx, actor).await })
+        .txn(|tx| async move {
+            let Some(namespace) = shell.actor_namespace(&tx, actor).await? else {
+                return Ok(None);
+            };
+            Ok(actor::load_record(&tx, actor)
+                .await?
+                .map(|record| (namespace, record)))
+        })
         .await
         .map_err(internal)?;
-    let Some((meta, record)) = loaded else {
+    let Some((namespace, record)) = loaded else {
         return Err(GatewayError::actor_not_found());
     };
     if record.destroy_ts.is_some() {
         return Err(GatewayError::actor_not_found());
     }
-    let namespace = meta.namespace().map_err(internal)?;
     // Running on a connected host: no wake needed.
     if let Some((host, generation)) = record.ready_target() {
         return Ok(Ready {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rivet_bus::Bus;
 use rivet_envoy_protocol::{self as proto, ProtocolVersion};
-use rivet_store::Db;
+use rivet_store::{Db, Tx};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
@@ -154,9 +154,43 @@ struct Inner {
     /// Earliest timer this node knows is due; the timer task sleeps until then.
     next_timer: watch::Sender<Option<Timestamp>>,
     stop: watch::Sender<bool>,
+    /// Each actor's namespace (never changes), for the per-request checks of the gateway and
+    /// the host storage path, which would otherwise read and decode the actor's identity.
+    namespaces: Mutex<HashMap<Id, Id>>,
 }
 
+/// Most actor namespaces remembered; the map is cleared when full.
+const NAMESPACE_CACHE: usize = 100_000;
+
 impl Shell {
+    /// The namespace of actor `id` (`None` if it never existed), remembered after the first
+    /// read: it never changes.
+    pub async fn actor_namespace(&self, tx: &Tx, id: Id) -> Result<Option<Id>, DataError> {
+        if let Some(ns) = self
+            .inner
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(Some(*ns));
+        }
+        let Some(meta) = crate::actor::load_meta(tx, id).await? else {
+            return Ok(None);
+        };
+        let ns = meta.namespace()?;
+        let mut cache = self
+            .inner
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= NAMESPACE_CACHE {
+            cache.clear();
+        }
+        cache.insert(id, ns);
+        Ok(Some(ns))
+    }
+
     /// Starts the shell: subscribes to waiter notices and runs the timer task.
     pub async fn start(db: Db, bus: Bus, config: ShellConfig) -> Result<Shell, DataError> {
         let (next_timer, timer_rx) = watch::channel(None);
@@ -171,6 +205,7 @@ impl Shell {
                 waiters: Mutex::new(HashMap::new()),
                 next_timer,
                 stop,
+                namespaces: Mutex::new(HashMap::new()),
             }),
         };
         let notices = shell

@@ -26,13 +26,18 @@ pub struct Requester<'a> {
 }
 
 /// Whether the actor exists in the namespace, and the generation it runs on this host.
-async fn fence(tx: &Tx, who: Requester<'_>, actor: Id) -> Result<Option<Option<u32>>, DataError> {
-    let Some((meta, record)) = actor::load(tx, actor).await? else {
-        return Ok(None);
-    };
-    if meta.namespace()? != who.namespace {
+async fn fence(
+    shell: &Shell,
+    tx: &Tx,
+    who: Requester<'_>,
+    actor: Id,
+) -> Result<Option<Option<u32>>, DataError> {
+    if shell.actor_namespace(tx, actor).await? != Some(who.namespace) {
         return Ok(None);
     }
+    let Some(record) = actor::load_record(tx, actor).await? else {
+        return Ok(None);
+    };
     Ok(Some(
         record
             .phase
@@ -89,7 +94,7 @@ impl Shell {
                     .inner
                     .db
                     .txn(|tx| async move {
-                        match fence(&tx, who, actor).await? {
+                        match fence(self, &tx, who, actor).await? {
                             None => return Err(KvFailure::Refused("actor does not exist".into())),
                             Some(None) if is_write(&request.data) => {
                                 return Err(KvFailure::Refused(
@@ -236,7 +241,7 @@ impl Shell {
             .txn(|tx| {
                 let op = &op;
                 async move {
-                    let generation = match fence(&tx, who, actor).await {
+                    let generation = match fence(self, &tx, who, actor).await {
                         Ok(Some(generation)) => generation,
                         Ok(None) => None,
                         Err(DataError::Store(e)) => return Err(SqliteError::Store(e)),
