@@ -3,7 +3,10 @@
 //! glibc keeps memory freed in the middle of its heap; after a burst (thousands of actors put to
 //! sleep at once) the engine's resident size would stay at the burst's peak although the live
 //! heap is small again (measured: 162 MiB resident for 34 MiB live). `malloc_trim` releases those
-//! pages; it runs every few seconds on a blocking thread and costs milliseconds.
+//! pages; it runs every few seconds on a blocking thread and costs milliseconds. The
+//! `rivet-engine` binary allocates with mimalloc, which returns memory by itself, so there this
+//! only trims what glibc itself holds; it matters to programs that embed the engine with the
+//! system allocator (an actor host's `start_embedded`).
 
 use std::time::Duration;
 

@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use rivet_api::auth::constant_time_eq;
 use rivet_api::input::Query;
 use rivet_envoy_protocol::{self as proto, ProtocolVersion, ToEnvoy, ToRivet};
@@ -48,6 +48,8 @@ const MAX_BURST: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(3);
 /// No pong for this long closes the socket.
 const PONG_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most messages written to the host before one flush.
+const MAX_WRITE_BURST: usize = 64;
 /// How long an actor's storage worker waits for its next request before it ends.
 const STORAGE_WORKER_IDLE: Duration = Duration::from_millis(500);
 
@@ -392,28 +394,45 @@ impl Session {
                     None => break,
                 },
                 signal = signals.next() => {
-                    let Some(message) = signal else { break };
-                    match HostSignal::decode(message.payload()) {
-                        Some(HostSignal::Commands(bytes)) => {
-                            alive = session.forward_commands(&mut socket, bytes).await;
+                    let Some(first) = signal else { break };
+                    // Everything already delivered goes out with one flush.
+                    let mut next = Some(first);
+                    let mut written = 0;
+                    let mut evicted = false;
+                    while let Some(message) = next.take() {
+                        match HostSignal::decode(message.payload()) {
+                            Some(HostSignal::Commands(bytes)) => {
+                                alive = session.feed_commands(&mut socket, bytes).await;
+                            }
+                            Some(HostSignal::Tunnel(bytes)) => {
+                                inflight.sent(&bytes);
+                                alive = session.feed_commands(&mut socket, bytes).await;
+                            }
+                            Some(HostSignal::Evict(conn)) if conn == session.connection => {
+                                evicted = true;
+                                break;
+                            }
+                            _ => {}
                         }
-                        Some(HostSignal::Tunnel(bytes)) => {
-                            inflight.sent(&bytes);
-                            alive = session.forward_commands(&mut socket, bytes).await;
+                        written += 1;
+                        if alive && written < MAX_WRITE_BURST {
+                            next = signals.next().now_or_never().flatten();
                         }
-                        Some(HostSignal::Evict(conn)) if conn == session.connection => {
-                            close(socket, 1000, &format!("ws.eviction#{}", session.ray)).await;
-                            session.refuse_undelivered(&mut signals).await;
-                    session.fail_inflight(inflight).await;
-                            events.abort();
-                            return;
-                        }
-                        _ => {}
+                    }
+                    if alive {
+                        alive = socket.flush().await.is_ok();
+                    }
+                    if evicted {
+                        close(socket, 1000, &format!("ws.eviction#{}", session.ray)).await;
+                        session.refuse_undelivered(&mut signals).await;
+                        session.fail_inflight(inflight).await;
+                        events.abort();
+                        return;
                     }
                 }
                 answer = out_rx.recv() => {
                     let Some(answer) = answer else { break };
-                    alive = session.send(&mut socket, &answer).await;
+                    alive = session.send_answers(&mut socket, answer, &mut out_rx).await;
                 }
                 _ = engine_stopping(&mut stopping) => {
                     // The host reconnects (to this engine once it is back, or another node);
@@ -557,18 +576,57 @@ impl Session {
         }
     }
 
-    /// Commands and tunnel messages arrive v8-encoded; a v8 socket forwards the very bytes.
-    async fn forward_commands(&self, socket: &mut WebSocket, bytes: Bytes) -> bool {
-        if self.params.protocol == ProtocolVersion::V8 {
-            return socket.send(Message::Binary(bytes)).await.is_ok();
-        }
-        match proto::decode::<ToEnvoy>(ProtocolVersion::V8, &bytes) {
-            Ok(message) => self.send(socket, &message).await,
-            Err(error) => {
-                tracing::error!(%error, "undecodable commands on the bus");
-                true
+    /// Writes `first` and the answers already queued behind it with one flush: under load
+    /// several answers leave in one write instead of a syscall each.
+    async fn send_answers(
+        &self,
+        socket: &mut WebSocket,
+        first: ToEnvoy,
+        queued: &mut mpsc::UnboundedReceiver<ToEnvoy>,
+    ) -> bool {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(message) = next.take() {
+            match proto::encode(self.params.protocol, &message) {
+                Ok(bytes) => {
+                    if socket
+                        .feed(Message::Binary(Bytes::from(bytes)))
+                        .await
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot encode a message for the host"),
+            }
+            written += 1;
+            if written < MAX_WRITE_BURST {
+                next = queued.try_recv().ok();
             }
         }
+        socket.flush().await.is_ok()
+    }
+
+    /// Queues commands or tunnel messages for the host without flushing. They arrive
+    /// v8-encoded; a v8 socket forwards the very bytes.
+    async fn feed_commands(&self, socket: &mut WebSocket, bytes: Bytes) -> bool {
+        let frame = if self.params.protocol == ProtocolVersion::V8 {
+            bytes
+        } else {
+            let encoded = proto::decode::<ToEnvoy>(ProtocolVersion::V8, &bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|message| {
+                    proto::encode(self.params.protocol, &message).map_err(|e| e.to_string())
+                });
+            match encoded {
+                Ok(encoded) => Bytes::from(encoded),
+                Err(error) => {
+                    tracing::error!(%error, "cannot forward commands from the bus");
+                    return true;
+                }
+            }
+        };
+        socket.feed(Message::Binary(frame)).await.is_ok()
     }
 
     fn requester(&self) -> Requester<'_> {
