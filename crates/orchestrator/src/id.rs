@@ -13,7 +13,7 @@ const LEN: usize = 30;
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// A parsed id. It carries its text form: ids are printed on hot paths (ray ids, bus subjects,
-/// every tunnelled request), and the base-36 conversion is a 19-byte division per digit.
+/// every tunnelled request), and the base-36 conversion is a few dozen divisions.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id {
     uuid: [u8; 16],
@@ -98,22 +98,33 @@ impl Id {
     }
 }
 
+/// 36⁶, the largest power of 36 below 2³²: the conversions work six digits at a time on
+/// 32-bit limbs, in 64-bit arithmetic (a division by a constant is a multiplication).
+const CHUNK: u64 = 36u64.pow(6);
+
 /// The 30-character text of an id: the little-endian 152-bit number of its 19 bytes in base
-/// 36, least significant digit first (repeated division by 36).
+/// 36, least significant digit first.
 fn encode(uuid: [u8; 16], label: u16) -> [u8; LEN] {
-    let mut n = [0u8; 19];
-    n[0] = VERSION;
-    n[1..17].copy_from_slice(&uuid);
-    n[17..19].copy_from_slice(&label.to_be_bytes());
+    let mut bytes = [0u8; 20];
+    bytes[0] = VERSION;
+    bytes[1..17].copy_from_slice(&uuid);
+    bytes[17..19].copy_from_slice(&label.to_be_bytes());
+    let mut limbs = [0u32; 5];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(4)) {
+        *limb = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
     let mut out = [b'0'; LEN];
-    for digit in out.iter_mut() {
-        let mut rem: u32 = 0;
-        for byte in n.iter_mut().rev() {
-            let acc = (rem << 8) | u32::from(*byte);
-            *byte = (acc / 36) as u8;
-            rem = acc % 36;
+    for six in out.chunks_exact_mut(6) {
+        let mut rem = 0u64;
+        for limb in limbs.iter_mut().rev() {
+            let acc = (rem << 32) | u64::from(*limb);
+            *limb = (acc / CHUNK) as u32;
+            rem = acc % CHUNK;
         }
-        *digit = DIGITS[rem as usize];
+        for digit in six.iter_mut() {
+            *digit = DIGITS[(rem % 36) as usize];
+            rem /= 36;
+        }
     }
     out
 }
@@ -132,19 +143,34 @@ impl FromStr for Id {
         if s.len() != LEN {
             return Err(IdError::Length(s.chars().count()));
         }
-        let mut n = [0u8; 19];
-        // Most significant digit is last.
-        for c in s.chars().rev() {
-            let value = c.to_digit(36).ok_or(IdError::Character(c))?;
-            let mut carry = value;
-            for byte in n.iter_mut() {
-                let acc = u32::from(*byte) * 36 + carry;
-                *byte = (acc & 0xff) as u8;
-                carry = acc >> 8;
+        // Digit values, least significant first (the text's last character is the most
+        // significant digit).
+        let mut digits = [0u8; LEN];
+        for (slot, c) in digits.iter_mut().rev().zip(s.chars().rev()) {
+            *slot = c.to_digit(36).ok_or(IdError::Character(c))? as u8;
+        }
+        let mut limbs = [0u32; 5];
+        for six in digits.chunks_exact(6).rev() {
+            let mut carry = six
+                .iter()
+                .rev()
+                .fold(0u64, |acc, d| acc * 36 + u64::from(*d));
+            for limb in limbs.iter_mut() {
+                let acc = u64::from(*limb) * CHUNK + carry;
+                *limb = acc as u32;
+                carry = acc >> 32;
             }
             if carry != 0 {
                 return Err(IdError::Overflow);
             }
+        }
+        // 19 bytes: the fifth limb holds three.
+        if limbs[4] >> 24 != 0 {
+            return Err(IdError::Overflow);
+        }
+        let mut n = [0u8; 20];
+        for (chunk, limb) in n.chunks_exact_mut(4).zip(limbs) {
+            chunk.copy_from_slice(&limb.to_le_bytes());
         }
         if n[0] != VERSION {
             return Err(IdError::Version(n[0]));
@@ -153,7 +179,7 @@ impl FromStr for Id {
         uuid.copy_from_slice(&n[1..17]);
         let label = u16::from_be_bytes([n[17], n[18]]);
         // Lowercase text of the fixed length is the one encoding of its value: keep it rather
-        // than encoding the value again (30 divisions of a 19-byte number).
+        // than encoding the value again.
         if s.bytes()
             .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
         {
@@ -210,7 +236,31 @@ mod tests {
         );
     }
 
+    /// The conversion by definition: the 19-byte number divided by 36 once per digit.
+    fn encode_digit_by_digit(uuid: [u8; 16], label: u16) -> String {
+        let mut n = [0u8; 19];
+        n[0] = VERSION;
+        n[1..17].copy_from_slice(&uuid);
+        n[17..19].copy_from_slice(&label.to_be_bytes());
+        let mut out = String::new();
+        for _ in 0..LEN {
+            let mut rem: u32 = 0;
+            for byte in n.iter_mut().rev() {
+                let acc = (rem << 8) | u32::from(*byte);
+                *byte = (acc / 36) as u8;
+                rem = acc % 36;
+            }
+            out.push(DIGITS[rem as usize] as char);
+        }
+        out
+    }
+
     proptest! {
+        #[test]
+        fn text_is_the_base_36_number(bytes in any::<[u8; 16]>(), label in any::<u16>()) {
+            prop_assert_eq!(Id::from_parts(bytes, label).to_string(), encode_digit_by_digit(bytes, label));
+        }
+
         #[test]
         fn round_trips(bytes in any::<[u8; 16]>(), label in any::<u16>()) {
             let id = Id::from_parts(bytes, label);
