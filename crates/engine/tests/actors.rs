@@ -421,6 +421,76 @@ async fn stale_generations_cannot_write_kv_sqlite_or_events() {
     );
 }
 
+/// Requests that arrive together share one transaction: they must still apply in the order
+/// sent, and a refused or invalid one must fail alone.
+#[tokio::test]
+async fn kv_requests_sent_together_apply_in_order_and_fail_alone() {
+    let t = TestEngine::start(lifecycle::Config::DEFAULT).await;
+    let host = t.host(Behaviour::default()).await;
+    let a = t.create(Some("a")).await;
+    let b = t.create(Some("b")).await;
+    assert_eq!(host.wait_running(&a, WAIT).await, Some(1));
+    assert_eq!(host.wait_running(&b, WAIT).await, Some(1));
+    let put = |keys: &[&[u8]], values: &[&[u8]]| {
+        KvRequestData::Put(KvPutRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            values: values.iter().map(|v| v.to_vec()).collect(),
+        })
+    };
+    let get = || {
+        KvRequestData::Get(KvGetRequest {
+            keys: vec![b"k".to_vec()],
+        })
+    };
+    let missing = "t1s4f27ni26z168a3jwmydor4jcl00";
+    // Issued back to back on one socket (each is queued for sending when first polled).
+    let answers = futures::future::join_all([
+        host.kv(&a, put(&[b"k"], &[b"1"])),
+        host.kv(&a, put(&[b"k", b"j"], &[b"only one value"])),
+        host.kv(missing, put(&[b"k"], &[b"x"])),
+        host.kv(&a, put(&[b"k"], &[b"2"])),
+        host.kv(&b, put(&[b"k"], &[b"b"])),
+        host.kv(&a, get()),
+    ])
+    .await;
+    let answers: Vec<KvResponseData> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers[0], KvResponseData::Put);
+    assert!(
+        matches!(answers[1], KvResponseData::Error(_)),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(answers[2], KvResponseData::Error(_)),
+        "{:?}",
+        answers[2]
+    );
+    assert_eq!(answers[3], KvResponseData::Put);
+    assert_eq!(answers[4], KvResponseData::Put);
+    let KvResponseData::Get(entries) = &answers[5] else {
+        panic!("{:?}", answers[5])
+    };
+    assert_eq!(entries.values, vec![b"2".to_vec()]);
+    // The invalid put wrote none of its keys; the other actor's write landed.
+    let KvResponseData::Get(j) = host
+        .kv(
+            &a,
+            KvRequestData::Get(KvGetRequest {
+                keys: vec![b"j".to_vec()],
+            }),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(j.values.is_empty(), "{j:?}");
+    let KvResponseData::Get(other) = host.kv(&b, get()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(other.values, vec![b"b".to_vec()]);
+}
+
 #[tokio::test]
 async fn destroy_stops_the_actor_frees_its_key_and_deletes_its_data() {
     let t = TestEngine::start(lifecycle::Config::DEFAULT).await;

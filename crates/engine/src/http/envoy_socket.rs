@@ -4,7 +4,8 @@
 //! are close frames `1011 <group>.<code>#<ray>`, as the reference does), registers the host with
 //! the orchestrator, sends Init, a ping every 3 s and the replayed commands, and then multiplexes:
 //! - frames from the host: events (batched into one transaction per burst by the event worker),
-//!   command acks, pongs, metadata, `Stopping`, KV and SQLite requests (ordered per actor);
+//!   command acks, pongs, metadata, `Stopping`, KV requests (in order, one transaction per
+//!   burst) and SQLite requests (ordered per actor);
 //! - signals from the bus: commands for this host, eviction by a newer socket with the same key;
 //! - answers produced by the workers.
 
@@ -48,10 +49,26 @@ const MAX_BURST: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(3);
 /// No pong for this long closes the socket.
 const PONG_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most KV requests applied in one transaction.
+const MAX_KV_BURST: usize = 128;
+/// A KV burst stops growing past this many key and value bytes (one put may carry 16 MiB).
+const MAX_KV_BURST_BYTES: usize = 4 * 1024 * 1024;
 /// Most messages written to the host before one flush.
 const MAX_WRITE_BURST: usize = 64;
 /// How long an actor's storage worker waits for its next request before it ends.
 const STORAGE_WORKER_IDLE: Duration = Duration::from_millis(500);
+
+/// Key and value bytes a KV request carries.
+fn kv_request_bytes(request: &proto::ToRivetKvRequest) -> usize {
+    use proto::KvRequestData as D;
+    let keys = |keys: &[Vec<u8>]| keys.iter().map(Vec::len).sum::<usize>();
+    match &request.data {
+        D::Put(put) => keys(&put.keys) + put.values.iter().map(Vec::len).sum::<usize>(),
+        D::Get(get) => keys(&get.keys),
+        D::Delete(delete) => keys(&delete.keys),
+        _ => 0,
+    }
+}
 
 /// What the socket handler needs.
 #[derive(Clone)]
@@ -263,24 +280,18 @@ enum Work {
     Pong(i64),
 }
 
-/// Work for the per-actor ordered storage workers.
-enum StorageJob {
-    Kv(proto::ToRivetKvRequest),
-    Sqlite(Box<ToRivet>),
-}
+/// Work for the per-actor ordered SQLite workers.
+struct StorageJob(Box<ToRivet>);
 
 impl StorageJob {
     fn actor_id(&self) -> &str {
-        match self {
-            StorageJob::Kv(r) => &r.actor_id,
-            StorageJob::Sqlite(m) => match m.as_ref() {
-                ToRivet::SqliteGetPagesRequest(e) => &e.data.actor_id,
-                ToRivet::SqliteCommitRequest(e) => &e.data.actor_id,
-                ToRivet::SqliteCommitStageBeginRequest(e) => &e.data.actor_id,
-                ToRivet::SqliteCommitStageSegmentRequest(e) => &e.data.actor_id,
-                ToRivet::SqliteCommitFinalizeRequest(e) => &e.data.actor_id,
-                _ => "",
-            },
+        match self.0.as_ref() {
+            ToRivet::SqliteGetPagesRequest(e) => &e.data.actor_id,
+            ToRivet::SqliteCommitRequest(e) => &e.data.actor_id,
+            ToRivet::SqliteCommitStageBeginRequest(e) => &e.data.actor_id,
+            ToRivet::SqliteCommitStageSegmentRequest(e) => &e.data.actor_id,
+            ToRivet::SqliteCommitFinalizeRequest(e) => &e.data.actor_id,
+            _ => "",
         }
     }
 }
@@ -291,8 +302,10 @@ struct Session {
     connection: String,
     ray: Id,
     out: mpsc::UnboundedSender<ToEnvoy>,
-    /// One queue per actor with requests in flight, so one actor's writes apply in order while
-    /// different actors' requests run concurrently.
+    /// KV requests, applied in order by the KV worker.
+    kv: mpsc::UnboundedSender<proto::ToRivetKvRequest>,
+    /// One SQLite queue per actor with requests in flight, so one actor's commits apply in
+    /// order while different actors' requests run concurrently.
     storage: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<StorageJob>>>>,
 }
 
@@ -329,15 +342,19 @@ impl Session {
         };
         let (out, mut out_rx) = mpsc::unbounded_channel();
         let (work_tx, work_rx) = mpsc::unbounded_channel();
+        let (kv, kv_rx) = mpsc::unbounded_channel();
         let session = Session {
             state,
             params,
             connection,
             ray,
             out,
+            kv,
             storage: Arc::new(Mutex::new(HashMap::new())),
         };
         let events = tokio::spawn(session.event_worker(work_rx));
+        // Ends once the session (the only sender) is gone and the requests queued are answered.
+        tokio::spawn(session.kv_worker(kv_rx));
 
         let init = ToEnvoy::Init(proto::ToEnvoyInit {
             metadata: proto::ProtocolMetadata {
@@ -671,7 +688,7 @@ impl Session {
                 Ok(())
             }
             ToRivet::KvRequest(request) => {
-                self.enqueue(StorageJob::Kv(request));
+                let _ = self.kv.send(request);
                 Ok(())
             }
             // Handled in the read loop (forwarded with its frame).
@@ -685,7 +702,7 @@ impl Session {
                 Ok(())
             }
             other => {
-                self.enqueue(StorageJob::Sqlite(Box::new(other)));
+                self.enqueue(StorageJob(Box::new(other)));
                 Ok(())
             }
         };
@@ -746,17 +763,47 @@ impl Session {
                         }
                     },
                 };
-                let answer = match job {
-                    StorageJob::Kv(request) => {
-                        Some(ToEnvoy::KvResponse(shell.kv_request(who, &request).await))
-                    }
-                    StorageJob::Sqlite(message) => shell.sqlite_request(who, &message).await,
-                };
-                if let Some(answer) = answer {
+                if let Some(answer) = shell.sqlite_request(who, &job.0).await {
                     let _ = out.send(answer);
                 }
             }
         });
+    }
+
+    /// Applies KV requests in bursts: everything that arrived while the previous burst
+    /// committed goes into one transaction (bounded in count and bytes), answered in order.
+    fn kv_worker(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<proto::ToRivetKvRequest>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shell = self.state.shell.clone();
+        let out = self.out.clone();
+        let (ns, key, protocol) = (
+            self.params.namespace,
+            self.params.envoy_key.clone(),
+            self.params.protocol,
+        );
+        async move {
+            let who = Requester {
+                namespace: ns,
+                envoy_key: &key,
+                protocol,
+            };
+            let mut burst = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut bytes = kv_request_bytes(&first);
+                burst.push(first);
+                while burst.len() < MAX_KV_BURST && bytes < MAX_KV_BURST_BYTES {
+                    let Ok(next) = rx.try_recv() else { break };
+                    bytes += kv_request_bytes(&next);
+                    burst.push(next);
+                }
+                for answer in shell.kv_requests(who, &burst).await {
+                    let _ = out.send(ToEnvoy::KvResponse(answer));
+                }
+                burst.clear();
+            }
+        }
     }
 
     /// Applies a host's events, command acks and pongs in bursts: everything that arrived while

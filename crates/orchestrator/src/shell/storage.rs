@@ -5,7 +5,7 @@
 //! principle 2). The reference fences SQLite by generation only and KV not at all.
 
 use rivet_envoy_protocol::{self as proto, KvRequestData, KvResponseData};
-use rivet_store::Tx;
+use rivet_store::{Tx, TxError};
 
 use super::{now_ms, Shell};
 use crate::actor;
@@ -65,6 +65,17 @@ impl From<rivet_store::StoreError> for KvFailure {
     }
 }
 
+impl KvFailure {
+    /// What the host is told: refusals and KV errors as they are, anything else generic.
+    fn client_message(&self) -> String {
+        match self {
+            KvFailure::Kv(e) => e.message(),
+            KvFailure::Refused(m) => m.clone(),
+            KvFailure::Data(_) => "internal error".to_string(),
+        }
+    }
+}
+
 impl rivet_store::TxError for KvFailure {
     fn as_store_error(&self) -> Option<&rivet_store::StoreError> {
         match self {
@@ -79,51 +90,80 @@ fn is_write(request: &KvRequestData) -> bool {
 }
 
 impl Shell {
-    /// Answers a host's KV request.
-    pub async fn kv_request(
+    /// Answers a burst of a host's KV requests in one transaction, in order (so one actor's
+    /// requests apply in the order sent), one answer per request: a request that is refused or
+    /// invalid gets its error and writes nothing while the others apply. Only a store failure
+    /// fails them all. One commit instead of one per request saves a commit hand-off and a
+    /// task wake-up per write under load.
+    pub async fn kv_requests(
         &self,
         who: Requester<'_>,
-        request: &proto::ToRivetKvRequest,
-    ) -> proto::ToEnvoyKvResponse {
-        let data = match request.actor_id.parse::<Id>() {
-            Err(error) => KvResponseData::Error(proto::KvErrorResponse {
-                message: error.to_string(),
-            }),
-            Ok(actor) => {
-                let result = self
-                    .inner
-                    .db
-                    .txn(|tx| async move {
-                        match fence(self, &tx, who, actor).await? {
-                            None => return Err(KvFailure::Refused("actor does not exist".into())),
-                            Some(None) if is_write(&request.data) => {
-                                return Err(KvFailure::Refused(
-                                    "actor is not running on this envoy".into(),
-                                ))
+        requests: &[proto::ToRivetKvRequest],
+    ) -> Vec<proto::ToEnvoyKvResponse> {
+        let result = self
+            .inner
+            .db
+            .txn(|tx| async move {
+                let now = now_ms();
+                let mut answers = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let data = match self.kv_one(&tx, who, request, now).await {
+                        Ok(data) => data,
+                        Err(failure) => {
+                            if failure.as_store_error().is_some() {
+                                return Err(failure);
                             }
-                            Some(_) => {}
+                            tracing::debug!(actor_id = %request.actor_id, %failure, "kv request refused");
+                            KvResponseData::Error(proto::KvErrorResponse {
+                                message: failure.client_message(),
+                            })
                         }
-                        Ok(actor_kv::handle(&tx, &actor, &request.data, now_ms()).await?)
-                    })
-                    .await;
-                match result {
-                    Ok(data) => data,
-                    Err(failure) => {
-                        tracing::debug!(actor_id = %request.actor_id, %failure, "kv request refused");
-                        let message = match &failure {
-                            KvFailure::Kv(e) => e.message(),
-                            KvFailure::Refused(m) => m.clone(),
-                            KvFailure::Data(_) => "internal error".to_string(),
-                        };
-                        KvResponseData::Error(proto::KvErrorResponse { message })
-                    }
+                    };
+                    answers.push(proto::ToEnvoyKvResponse {
+                        request_id: request.request_id,
+                        data,
+                    });
                 }
+                Ok::<_, KvFailure>(answers)
+            })
+            .await;
+        result.unwrap_or_else(|failure| {
+            tracing::warn!(%failure, requests = requests.len(), "kv requests failed");
+            let message = failure.client_message();
+            requests
+                .iter()
+                .map(|request| proto::ToEnvoyKvResponse {
+                    request_id: request.request_id,
+                    data: KvResponseData::Error(proto::KvErrorResponse {
+                        message: message.clone(),
+                    }),
+                })
+                .collect()
+        })
+    }
+
+    /// One KV request inside `tx`, fenced: writes only from the host running the actor.
+    async fn kv_one(
+        &self,
+        tx: &Tx,
+        who: Requester<'_>,
+        request: &proto::ToRivetKvRequest,
+        now: i64,
+    ) -> Result<KvResponseData, KvFailure> {
+        let actor = request
+            .actor_id
+            .parse::<Id>()
+            .map_err(|error| KvFailure::Refused(error.to_string()))?;
+        match fence(self, tx, who, actor).await? {
+            None => return Err(KvFailure::Refused("actor does not exist".into())),
+            Some(None) if is_write(&request.data) => {
+                return Err(KvFailure::Refused(
+                    "actor is not running on this envoy".into(),
+                ))
             }
-        };
-        proto::ToEnvoyKvResponse {
-            request_id: request.request_id,
-            data,
+            Some(_) => {}
         }
+        Ok(actor_kv::handle(tx, &actor, &request.data, now).await?)
     }
 
     /// Answers a host's SQLite page-store request; `None` for messages that are not one.
