@@ -121,7 +121,8 @@ impl Stats {
         self.samples.push(ms);
     }
 
-    fn push_duration(&mut self, d: Duration) {
+    /// Adds one sample.
+    pub fn push_duration(&mut self, d: Duration) {
         self.push(d.as_secs_f64() * 1e3);
     }
 

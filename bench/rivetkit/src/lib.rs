@@ -176,43 +176,8 @@ impl Options {
     }
 }
 
-/// Latency samples in milliseconds.
-#[derive(Debug, Clone, Default)]
-pub struct Stats {
-    samples: Vec<f64>,
-}
-
-impl Stats {
-    fn push(&mut self, d: Duration) {
-        self.samples.push(d.as_secs_f64() * 1e3);
-    }
-
-    /// Number of samples.
-    pub fn count(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// Nearest-rank percentile (`q` in 0..=1); NaN without samples.
-    pub fn percentile(&self, q: f64) -> f64 {
-        let mut sorted = self.samples.clone();
-        sorted.sort_by(f64::total_cmp);
-        if sorted.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
-    }
-
-    /// Median.
-    pub fn p50(&self) -> f64 {
-        self.percentile(0.5)
-    }
-
-    /// 99th percentile.
-    pub fn p99(&self) -> f64 {
-        self.percentile(0.99)
-    }
-}
+/// Latency samples in milliseconds (the engine benchmark's).
+pub use rivet_bench_engine::Stats;
 
 /// Throughput measurements (actions/s), one per round.
 #[derive(Debug, Clone, Default)]
@@ -703,7 +668,7 @@ async fn sequential_http(
         for _ in 0..n {
             let t = Instant::now();
             call(&h, action).await?;
-            stats.push(t.elapsed());
+            stats.push_duration(t.elapsed());
         }
         let used = cpu_since(&l.stack, cpu);
         state.figures.add_cpu(&format!("HTTP `{action}`"), n, used);
@@ -737,7 +702,7 @@ async fn sequential_conn(
         for _ in 0..n {
             let t = Instant::now();
             conn_call(&conn, action).await?;
-            stats.push(t.elapsed());
+            stats.push_duration(t.elapsed());
         }
         let used = cpu_since(&l.stack, cpu);
         state
@@ -873,7 +838,7 @@ async fn creates(
         let t = Instant::now();
         let h = l.client.get_or_create(target.actor(), [key.as_str()]);
         call(&h, "ping").await?;
-        state.figures.create.push(t.elapsed());
+        state.figures.create.push_duration(t.elapsed());
     }
     Ok(())
 }
@@ -916,10 +881,10 @@ async fn wakes(
         let t = Instant::now();
         call(&h, "goToSleep").await?;
         wait_asleep(l, &mut conn, &id).await?;
-        state.figures.sleep.push(t.elapsed());
+        state.figures.sleep.push_duration(t.elapsed());
         let t = Instant::now();
         call(&h, "ping").await?;
-        state.figures.wake.push(t.elapsed());
+        state.figures.wake.push_duration(t.elapsed());
     }
     Ok(())
 }
@@ -1024,7 +989,7 @@ async fn broadcast(
             )
             .await?;
             let all = within(CALL, "every connection got the event", rx).await?;
-            state.figures.broadcast.push(all - t);
+            state.figures.broadcast.push_duration(all - t);
         }
         Ok(())
     }
@@ -1055,50 +1020,14 @@ async fn host_memory(opts: &Options, l: &Live, run_id: &str, n: usize) -> anyhow
     tokio::time::sleep(opts.mem_settle).await;
     let before_kib = l.stack.host_rss_kib()?;
     let heap_before = heap().await?;
-    let next = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
-    let workers: Vec<_> = (0..opts.mem_concurrency)
-        .map(|_| {
-            let (client, next, run_id) = (l.client.clone(), next.clone(), run_id.to_string());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= n {
-                        return Ok::<_, anyhow::Error>(());
-                    }
-                    let h = client.get_or_create(name, [format!("mem-{run_id}-{i}")]);
-                    call(&h, "ping").await?;
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await??;
-    }
+    call_each(l, name, run_id, n, opts.mem_concurrency, "ping").await?;
     let wake_time = t.elapsed();
     tokio::time::sleep(opts.mem_settle).await;
     let after_kib = l.stack.host_rss_kib()?;
     let heap_after = heap().await?;
     // Then every one of them sleeps: what does the host keep?
-    let next = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..opts.mem_concurrency)
-        .map(|_| {
-            let (client, next, run_id) = (l.client.clone(), next.clone(), run_id.to_string());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= n {
-                        return Ok::<_, anyhow::Error>(());
-                    }
-                    let h = client.get_or_create(name, [format!("mem-{run_id}-{i}")]);
-                    call(&h, "goToSleep").await?;
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await??;
-    }
+    call_each(l, name, run_id, n, opts.mem_concurrency, "goToSleep").await?;
     tokio::time::sleep(opts.mem_settle * 2).await;
     let asleep_kib = l.stack.host_rss_kib()?;
     let heap_asleep = heap().await?;
@@ -1114,6 +1043,38 @@ async fn host_memory(opts: &Options, l: &Live, run_id: &str, n: usize) -> anyhow
             _ => None,
         },
     })
+}
+
+/// Calls `action` on each of the `n` memory-phase actors `mem-{run_id}-{i}`, `concurrency`
+/// at a time.
+async fn call_each(
+    l: &Live,
+    name: &'static str,
+    run_id: &str,
+    n: usize,
+    concurrency: usize,
+    action: &'static str,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, run_id) = (l.client.clone(), next.clone(), run_id.to_string());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let h = client.get_or_create(name, [format!("mem-{run_id}-{i}")]);
+                    call(&h, action).await?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
 }
 
 fn fmt(v: f64, digits: usize) -> String {

@@ -23,24 +23,7 @@ use crate::actors;
 /// How long an engine plus its host may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Which stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    /// rivet-engine + Rust actors.
-    Ours,
-    /// Reference engine 2.3.19 + npm rivetkit 2.3.19.
-    Reference,
-}
-
-impl Which {
-    /// Short label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Which::Ours => "ours",
-            Which::Reference => "reference",
-        }
-    }
-}
+pub use rivet_bench_engine::Which;
 
 /// How to run our engine.
 #[derive(Debug, Clone)]
