@@ -315,10 +315,7 @@ async fn connections_survive_the_actors_sleep() {
 async fn connections_survive_a_host_crash() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = rivet_engine::Engine::start(&rivet_test_support::engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", engine.guard_addr());
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let config = || RegistryConfig {
         endpoint: endpoint.clone(),
         ..common::config()

@@ -7,8 +7,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_engine::Engine;
-use rivet_test_support::engine_config;
 use rivetkit::{actor, Registry, RegistryConfig};
 use rivetkit_client::Client;
 use serde::{Deserialize, Serialize};
@@ -57,10 +55,7 @@ const CALLERS: usize = 16;
 async fn acknowledged_actions_survive_kill_9_of_the_host() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", engine.guard_addr());
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let mut host = spawn_host(&endpoint);
     let client = Client::new(&endpoint).unwrap();
     let handles: Vec<_> = (0..ACTORS)
@@ -151,10 +146,7 @@ impl Loose {
 async fn relaxed_mode_saves_within_its_interval() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", engine.guard_addr());
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let config = || RegistryConfig {
         endpoint: endpoint.clone(),
         ..common::config()

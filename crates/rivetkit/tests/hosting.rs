@@ -183,10 +183,7 @@ fn spawn_host(endpoint: &str) -> Child {
 async fn sigterm_drains_the_host() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", engine.guard_addr());
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let mut child = spawn_host(&endpoint);
     let client = Client::new(&endpoint).unwrap();
     let t = client.get_or_create("tally", ["drained"]);

@@ -5,8 +5,6 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rivet_engine::Engine;
-use rivet_test_support::engine_config;
 use rivetkit::{actor, Ctx, Error, Registry, RegistryConfig, RunningRegistry};
 use rivetkit_client::{ActorHandle, Client};
 use serde::{Deserialize, Serialize};
@@ -174,11 +172,9 @@ fn host_config(addr: std::net::SocketAddr) -> RegistryConfig {
 async fn schedules_survive_host_restarts() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let addr = engine.guard_addr();
-    let client = Client::new(format!("http://{addr}")).unwrap();
+    let client = Client::new(endpoint).unwrap();
 
     // A graceful restart: the host drains (the actor sleeps), a new host takes over.
     let host = registry().config(host_config(addr)).start().await.unwrap();
@@ -221,11 +217,9 @@ async fn schedules_survive_host_restarts() {
 async fn a_due_alarm_fires_after_host_and_engine_die_together() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
+    let (engine, endpoint) = common::start_engine(dir.path()).await;
     let addr = engine.guard_addr();
-    let client = Client::new(format!("http://{addr}")).unwrap();
+    let client = Client::new(endpoint).unwrap();
     let host = registry().config(host_config(addr)).start().await.unwrap();
     let r = client.get_or_create("reminders", ["together"]);
     let _: String = r.action("remindIn", (500, "survivor")).await.unwrap();
@@ -233,9 +227,7 @@ async fn a_due_alarm_fires_after_host_and_engine_die_together() {
     host.kill();
     engine.shutdown().await.unwrap();
 
-    let engine = Engine::start(&engine_config(dir.path(), &[]))
-        .await
-        .unwrap();
+    let (engine, _) = common::start_engine(dir.path()).await;
     let addr = engine.guard_addr();
     let host = registry().config(host_config(addr)).start().await.unwrap();
     // No request: only the alarm can start the actor on the new host, once the old one is

@@ -42,6 +42,16 @@ pub async fn start_embedded(registry: Registry, dir: Option<&Path>) -> RunningRe
         .expect("embedded registry starts")
 }
 
+/// A standalone engine storing in `dir` on a free port, and its endpoint URL, for tests
+/// whose hosts come and go (or are child processes) while the engine stays.
+pub async fn start_engine(dir: &Path) -> (rivet_engine::Engine, String) {
+    let engine = rivet_engine::Engine::start(&rivet_test_support::engine_config(dir, &[]))
+        .await
+        .expect("engine starts");
+    let endpoint = format!("http://{}", engine.guard_addr());
+    (engine, endpoint)
+}
+
 /// Polls `check` until it returns `Some`, failing after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
