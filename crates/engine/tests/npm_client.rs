@@ -4,21 +4,12 @@
 //! events, raw fetch and WebSocket, header routing, every rvt-* error, CORS, sleep and wake,
 //! hibernating connections, a host killed and restarted) and prints one line per case.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivet-engine");
 
 fn suite(host_version: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat");
-    for package in ["rivetkit", "rivetkit211", "tsx"] {
-        let manifest = dir.join("node_modules").join(package).join("package.json");
-        assert!(
-            manifest.exists(),
-            "npm packages missing ({}): run `npm ci --ignore-scripts` in tests/compat",
-            manifest.display()
-        );
-    }
+    let dir = rivet_test_support::compat_dir();
     let output = Command::new("node")
         .current_dir(&dir)
         .arg("gateway/suite.mjs")

@@ -5,25 +5,12 @@
 //! through the gateway that state changed by actions survives sleep, the restart and the kill
 //! (it prints each step).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivet-engine");
 
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat")
-}
-
 fn scenario(host_version: &str) {
-    let dir = compat_dir();
-    for package in ["rivetkit", "rivetkit211", "tsx"] {
-        let manifest = dir.join("node_modules").join(package).join("package.json");
-        assert!(
-            manifest.exists(),
-            "npm packages missing ({}): run `npm ci --ignore-scripts` in tests/compat",
-            manifest.display()
-        );
-    }
+    let dir = rivet_test_support::compat_dir();
     let output = Command::new("node")
         .current_dir(&dir)
         .arg("host/scenario.mjs")

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -561,19 +560,6 @@ fn registry() -> Registry {
 /// Longest the whole suite may take.
 const SUITE_LIMIT: Duration = Duration::from_secs(300);
 
-fn compat_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat");
-    for package in ["rivetkit", "rivetkit211", "tsx"] {
-        let manifest = dir.join("node_modules").join(package).join("package.json");
-        assert!(
-            manifest.exists(),
-            "npm packages missing ({}): run `npm ci --ignore-scripts` in tests/compat",
-            manifest.display()
-        );
-    }
-    dir
-}
-
 /// Kills the suite's whole process group when dropped: node re-executes itself (for the
 /// WebSocket flag on Node 20) and may start an actor host, and those must not outlive a
 /// failed or timed-out test.
@@ -597,7 +583,7 @@ async fn run_suite(running: &RunningRegistry, args: &[&str]) {
     let mut child = tokio::process::Command::new("node")
         .arg("rust-actors/suite.mjs")
         .args(args)
-        .current_dir(compat_dir())
+        .current_dir(rivet_test_support::compat_dir())
         .env("RIVETKIT_SUITE_ENDPOINT", running.endpoint())
         // The client must reach only the engine given above.
         .env_remove("RIVET_ENGINE")

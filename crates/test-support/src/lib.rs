@@ -149,6 +149,21 @@ pub fn engine_config(home: &Path, env: &[(&str, &str)]) -> Config {
     .unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
+/// `tests/compat`, where the npm packages the compatibility tests run live; panics with the
+/// command that installs them when they are missing.
+pub fn compat_dir() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat");
+    for package in ["rivetkit", "rivetkit211", "tsx"] {
+        let manifest = dir.join("node_modules").join(package).join("package.json");
+        assert!(
+            manifest.exists(),
+            "npm packages missing ({}): run `npm ci --ignore-scripts` in tests/compat",
+            manifest.display()
+        );
+    }
+    dir
+}
+
 /// A loopback port free right now (for a child process that must be told its port).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
