@@ -561,9 +561,15 @@ impl Session {
 
     /// Encodes and sends; false when the socket is gone.
     async fn send(&self, socket: &mut WebSocket, message: &ToEnvoy) -> bool {
+        self.feed(socket, message).await && socket.flush().await.is_ok()
+    }
+
+    /// Encodes and queues without flushing; false when the socket is gone. A message that
+    /// cannot be encoded is logged and skipped.
+    async fn feed(&self, socket: &mut WebSocket, message: &ToEnvoy) -> bool {
         match proto::encode(self.params.protocol, message) {
             Ok(bytes) => socket
-                .send(Message::Binary(Bytes::from(bytes)))
+                .feed(Message::Binary(Bytes::from(bytes)))
                 .await
                 .is_ok(),
             Err(error) => {
@@ -604,17 +610,8 @@ impl Session {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(message) = next.take() {
-            match proto::encode(self.params.protocol, &message) {
-                Ok(bytes) => {
-                    if socket
-                        .feed(Message::Binary(Bytes::from(bytes)))
-                        .await
-                        .is_err()
-                    {
-                        return false;
-                    }
-                }
-                Err(error) => tracing::error!(%error, "cannot encode a message for the host"),
+            if !self.feed(socket, &message).await {
+                return false;
             }
             written += 1;
             if written < MAX_WRITE_BURST {
@@ -627,23 +624,16 @@ impl Session {
     /// Queues commands or tunnel messages for the host without flushing. They arrive
     /// v8-encoded; a v8 socket forwards the very bytes.
     async fn feed_commands(&self, socket: &mut WebSocket, bytes: Bytes) -> bool {
-        let frame = if self.params.protocol == ProtocolVersion::V8 {
-            bytes
-        } else {
-            let encoded = proto::decode::<ToEnvoy>(ProtocolVersion::V8, &bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|message| {
-                    proto::encode(self.params.protocol, &message).map_err(|e| e.to_string())
-                });
-            match encoded {
-                Ok(encoded) => Bytes::from(encoded),
-                Err(error) => {
-                    tracing::error!(%error, "cannot forward commands from the bus");
-                    return true;
-                }
+        if self.params.protocol == ProtocolVersion::V8 {
+            return socket.feed(Message::Binary(bytes)).await.is_ok();
+        }
+        match proto::decode::<ToEnvoy>(ProtocolVersion::V8, &bytes) {
+            Ok(message) => self.feed(socket, &message).await,
+            Err(error) => {
+                tracing::error!(%error, "undecodable commands on the bus");
+                true
             }
-        };
-        socket.feed(Message::Binary(frame)).await.is_ok()
+        }
     }
 
     fn requester(&self) -> Requester<'_> {
