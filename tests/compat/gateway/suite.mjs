@@ -28,14 +28,17 @@ import {
 	ScenarioError,
 	check,
 	compatDir,
+	errCode,
 	fail,
 	freePorts,
 	hostEnvironment,
+	race,
 	reexecWithWebSocket,
 	restCall,
 	sleepMs,
 	tail,
 	waitFor,
+	within,
 	writeEngineConfig,
 } from "../host/harness.mjs";
 
@@ -230,32 +233,6 @@ function client(encoding = "bare") {
 	return clients.get(encoding);
 }
 
-/**
- * Resolves with `promise`, or fails after `ms` naming `what` (client calls can retry forever).
- * A rejection is re-thrown as a failure naming `what` and the error's group.code.
- */
-async function within(ms, what, promise) {
-	try {
-		return await race(ms, what, promise);
-	} catch (e) {
-		if (e instanceof ScenarioError) throw e;
-		fail(`${what}: ${errCode(e)} ${e?.message ?? e}`);
-	}
-}
-
-/** Like `within` but passes rejections through unchanged; the timeout is a ScenarioError. */
-async function race(ms, what, promise) {
-	let timer;
-	const timeout = new Promise((_, reject) => {
-		timer = setTimeout(() => reject(new ScenarioError(`${what}: no answer within ${ms} ms`)), ms);
-	});
-	try {
-		return await Promise.race([promise, timeout]);
-	} finally {
-		clearTimeout(timer);
-	}
-}
-
 /** Awaits a promise expected to reject; returns the error (fails if it resolves). */
 async function rejection(ms, what, promise) {
 	let v;
@@ -277,7 +254,6 @@ async function disposeConn(conn) {
 	}
 }
 
-const errCode = (e) => `${e?.group ?? "?"}.${e?.code ?? "?"}`;
 
 /** Plain fetch against the engine; returns status, headers, text and parsed JSON. */
 async function http(method, p, { headers = {}, body } = {}) {

@@ -39,6 +39,35 @@ export function check(cond, msg) {
 
 export const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** `group.code` of a client error, `?` for a missing part. */
+export const errCode = (e) => `${e?.group ?? "?"}.${e?.code ?? "?"}`;
+
+/** Like `promise`, but a ScenarioError naming `what` after `ms`; rejections pass through. */
+export async function race(ms, what, promise) {
+	let timer;
+	const timeout = new Promise((_, reject) => {
+		timer = setTimeout(() => reject(new ScenarioError(`${what}: no answer within ${ms} ms`)), ms);
+	});
+	try {
+		return await Promise.race([promise, timeout]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/**
+ * Resolves with `promise`, or fails after `ms` naming `what` (client calls can retry forever).
+ * A rejection is re-thrown as a failure naming `what` and the error's group.code.
+ */
+export async function within(ms, what, promise) {
+	try {
+		return await race(ms, what, promise);
+	} catch (e) {
+		if (e instanceof ScenarioError) throw e;
+		fail(`${what}: ${errCode(e)} ${e?.message ?? e}`);
+	}
+}
+
 /**
  * Polls `fn` until it returns a truthy value; fails with `what` (and the last value) at the
  * deadline. A ScenarioError thrown by `fn` ends the wait at once; other errors are retried.

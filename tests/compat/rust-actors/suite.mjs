@@ -26,12 +26,15 @@ import {
 	ScenarioError,
 	check,
 	compatDir,
+	errCode,
 	fail,
 	hostEnvironment,
+	race,
 	reexecWithWebSocket,
 	restCall,
 	tail,
 	waitFor,
+	within,
 } from "../host/harness.mjs";
 
 // ---------------------------------------------------------------------------------------------
@@ -181,31 +184,6 @@ function client(encoding) {
 		clients.set(encoding, clientModule.createClient({ endpoint: base, namespace: NS, encoding, poolName: POOL }));
 	}
 	return clients.get(encoding);
-}
-
-const errCode = (e) => `${e?.group ?? "?"}.${e?.code ?? "?"}`;
-
-/** Like `promise`, but a ScenarioError naming `what` after `ms`. */
-async function race(ms, what, promise) {
-	let timer;
-	const timeout = new Promise((_, reject) => {
-		timer = setTimeout(() => reject(new ScenarioError(`${what}: no answer within ${ms} ms`)), ms);
-	});
-	try {
-		return await Promise.race([promise, timeout]);
-	} finally {
-		clearTimeout(timer);
-	}
-}
-
-/** Resolves with `promise`; a rejection or a timeout fails the case naming `what`. */
-async function within(ms, what, promise) {
-	try {
-		return await race(ms, what, promise);
-	} catch (e) {
-		if (e instanceof ScenarioError) throw e;
-		fail(`${what}: ${errCode(e)} ${e?.message ?? e}`);
-	}
 }
 
 /** The error `promise` rejects with; fails if it resolves. */
