@@ -245,10 +245,14 @@ async function received(what, list, pred, timeoutMs = 15_000) {
 
 /** A WebSocket with its messages and close collected. */
 function openSocket(url, protocols) {
-	const ws = new WebSocket(url, protocols);
+	return collectSocket(new WebSocket(url, protocols));
+}
+
+/** Collects the messages and the close of `ws` from now on. */
+function collectSocket(ws) {
 	ws.binaryType = "arraybuffer";
 	const messages = [];
-	let opened = false;
+	let opened = ws.readyState === 1;
 	let closeInfo = null;
 	ws.addEventListener("open", () => {
 		opened = true;
@@ -748,24 +752,11 @@ testCase("raw-fetch", async () => {
 testCase("raw-websocket", async () => {
 	const h = client("bare").raw.getOrCreate([key("ws")]);
 	const ws = await within(60_000, "webSocket", h.webSocket("/chat/room?x=1"));
-	ws.binaryType = "arraybuffer";
-	const messages = [];
-	let closeInfo = null;
-	ws.addEventListener("message", (ev) => messages.push(ev.data));
-	const closed = new Promise((resolve) => ws.addEventListener("close", (ev) => resolve((closeInfo = { code: ev.code, reason: ev.reason }))));
-	const next = (what, pred) =>
-		waitFor(
-			what,
-			() => {
-				const i = messages.findIndex(pred);
-				if (i >= 0) return { v: messages.splice(i, 1)[0] };
-				if (closeInfo) fail(`${what}: socket closed ${JSON.stringify(closeInfo)}`);
-				return false;
-			},
-			{ timeoutMs: 15_000, intervalMs: 10 },
-		).then((r) => r.v);
+	const socket = collectSocket(ws);
+	const { closed } = socket;
+	const next = (what, pred) => socket.next(what, pred);
 	try {
-		await waitFor("raw socket open", () => ws.readyState === 1 || (closeInfo && fail(`closed ${JSON.stringify(closeInfo)}`)), { timeoutMs: 30_000, intervalMs: 10 });
+		await waitFor("raw socket open", () => ws.readyState === 1 || (socket.closeInfo && fail(`closed ${JSON.stringify(socket.closeInfo)}`)), { timeoutMs: 30_000, intervalMs: 10 });
 		const hello = await next("greeting", (m) => typeof m === "string" && m.startsWith("hello "));
 		check(hello === "hello /websocket/chat/room?x=1", `greeting ${JSON.stringify(hello)}`);
 		ws.send("ping");
